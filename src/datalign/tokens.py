@@ -1,0 +1,179 @@
+"""Tokenized splits on disk, and the two ways the library cuts them into sequences.
+
+A tokenized split is stored as ``.npz`` with ``ids`` (int32, every document's
+tokens concatenated, no separators) and ``offsets`` (int64, ``n_docs + 1``
+boundaries), plus ``eos_id``. Two views are derived from it:
+
+- *segments* (Task2Vec): each document cut into pieces of at most ``seq_len``
+  tokens that never cross a document boundary; short pieces are padded and the
+  padding masked. A Task2Vec batch is a set of distinct segments.
+- *packed chunks* (training, evaluation): documents joined with an EOS token
+  after each one and cut into contiguous ``seq_len`` chunks, as in LM training.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datalign.errors import DataError
+
+
+@dataclass(frozen=True)
+class TokenizedSplit:
+    """Token ids of one split of one dataset, document boundaries kept."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    eos_id: int
+    name: str = "?"
+
+    @classmethod
+    def from_documents(cls, docs: list[list[int]], eos_id: int, name: str = "?") -> TokenizedSplit:
+        """Build a split from per-document token id lists (empty documents dropped)."""
+        docs = [d for d in docs if len(d) > 0]
+        lengths = np.array([len(d) for d in docs], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        ids = np.fromiter((t for d in docs for t in d), dtype=np.int32, count=int(offsets[-1]))
+        return cls(ids=ids, offsets=offsets, eos_id=int(eos_id), name=name)
+
+    @property
+    def num_documents(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.offsets[-1])
+
+    def document(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the split as ``.npz`` (the caller provides atomicity)."""
+        with open(path, "wb") as fh:
+            np.savez(fh, ids=self.ids, offsets=self.offsets, eos_id=np.int64(self.eos_id))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, name: str | None = None) -> TokenizedSplit:
+        if not Path(path).exists():
+            raise DataError(f"tokenized split not found: {path}")
+        with np.load(path) as z:
+            return cls(
+                ids=z["ids"], offsets=z["offsets"], eos_id=int(z["eos_id"]),
+                name=name or Path(path).stem,
+            )
+
+
+def segment_bounds(split: TokenizedSplit, seq_len: int, min_len: int = 2) -> np.ndarray:
+    """(start, end) token positions of every segment: documents cut into <= seq_len pieces.
+
+    Pieces shorter than ``min_len`` (nothing to predict) are dropped.
+    """
+    bounds = []
+    for i in range(split.num_documents):
+        start, stop = int(split.offsets[i]), int(split.offsets[i + 1])
+        for s in range(start, stop, seq_len):
+            e = min(s + seq_len, stop)
+            if e - s >= min_len:
+                bounds.append((s, e))
+    return np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class SequenceBatch:
+    """A padded batch: ``input_ids`` and ``attention_mask`` of shape (batch, seq_len)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    segment_index: np.ndarray
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+def sample_segment_batches(
+    split: TokenizedSplit,
+    num_batches: int,
+    batch_size: int,
+    seq_len: int,
+    seed: int,
+    pad_id: int | None = None,
+) -> list[SequenceBatch]:
+    """Draw ``num_batches`` batches of ``batch_size`` distinct segments (no segment twice).
+
+    Segments are shuffled once with ``seed`` and dealt out in order, so batches
+    are disjoint and batch ``k`` is the same for a given seed whatever
+    ``num_batches`` is. Asking for more segments than the split holds is a
+    :class:`DataError` naming the numbers.
+    """
+    bounds = segment_bounds(split, seq_len)
+    need = num_batches * batch_size
+    if need > len(bounds):
+        raise DataError(
+            f"dataset '{split.name}' is too small for Task2Vec: {num_batches} batches x "
+            f"{batch_size} sequences of <= {seq_len} tokens need {need} segments, "
+            f"it has {len(bounds)} ({split.num_tokens} tokens in {split.num_documents} documents)"
+        )
+    order = np.random.default_rng(seed).permutation(len(bounds))
+    pad = split.eos_id if pad_id is None else pad_id
+    batches = []
+    for k in range(num_batches):
+        idx = order[k * batch_size : (k + 1) * batch_size]
+        ids = torch.full((batch_size, seq_len), pad, dtype=torch.long)
+        mask = torch.zeros((batch_size, seq_len), dtype=torch.long)
+        for row, j in enumerate(idx):
+            s, e = bounds[j]
+            ids[row, : e - s] = torch.from_numpy(split.ids[s:e].astype(np.int64))
+            mask[row, : e - s] = 1
+        batches.append(SequenceBatch(ids, mask, idx))
+    return batches
+
+
+def packed_chunks(split: TokenizedSplit, seq_len: int) -> np.ndarray:
+    """The split as a (n_chunks, seq_len) int64 array: documents + EOS each, cut contiguously.
+
+    The tail shorter than ``seq_len`` is dropped.
+    """
+    n_docs = split.num_documents
+    stream = np.empty(split.num_tokens + n_docs, dtype=np.int64)
+    # Insert one EOS after every document: document i shifts right by i positions.
+    doc_of_token = np.repeat(np.arange(n_docs), np.diff(split.offsets))
+    stream[np.arange(split.num_tokens) + doc_of_token] = split.ids
+    stream[split.offsets[1:] + np.arange(n_docs)] = split.eos_id
+    n_chunks = len(stream) // seq_len
+    return stream[: n_chunks * seq_len].reshape(n_chunks, seq_len)
+
+
+def training_chunks(split: TokenizedSplit, seq_len: int, token_budget: int, seed: int) -> np.ndarray:
+    """The chunks a run with ``token_budget`` training tokens sees, in a seeded order.
+
+    Uses ``ceil(token_budget / seq_len)`` distinct chunks; a split with fewer is a
+    :class:`DataError` (the budget would silently repeat data).
+    """
+    chunks = packed_chunks(split, seq_len)
+    need = -(-token_budget // seq_len)
+    if need > len(chunks):
+        raise DataError(
+            f"dataset '{split.name}' is too small for a token budget of {token_budget}: "
+            f"it packs into {len(chunks)} chunks of {seq_len} tokens "
+            f"({len(chunks) * seq_len} tokens), {need} chunks are needed"
+        )
+    order = np.random.default_rng(seed).permutation(len(chunks))[:need]
+    return chunks[order]
+
+
+def evaluation_chunks(split: TokenizedSplit, seq_len: int, eval_tokens: int) -> np.ndarray:
+    """The fixed held-out token set: the first ``eval_tokens // seq_len`` packed chunks."""
+    chunks = packed_chunks(split, seq_len)
+    need = max(1, eval_tokens // seq_len)
+    if need > len(chunks):
+        raise DataError(
+            f"dataset '{split.name}' is too small for evaluation on {eval_tokens} tokens: "
+            f"it packs into {len(chunks)} chunks of {seq_len} tokens, {need} are needed"
+        )
+    return chunks[:need]
