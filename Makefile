@@ -21,8 +21,8 @@ $(STAMP): envs/requirements.txt pyproject.toml
 	touch $(STAMP)
 
 study: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default
-	$(BIN)/snakemake --cores 1 --profile workflow/profiles/default --report results/report.html
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores 1 --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/snakemake --lint
 
 report: $(STAMP)
-	$(BIN)/snakemake --cores 1 --profile workflow/profiles/default --report results/report.html
+	$(BIN)/snakemake --cores 1 --report results/report.html
 
 clean-results:
 	rm -rf results logs .snakemake

@@ -1,0 +1,154 @@
+"""Loading and validating the study config.
+
+The schema (``workflow/schemas/config.schema.yaml``) is the single description
+of every key: its type, range, default and meaning. Validation fills in the
+defaults, then checks what a schema cannot: that every dataset a study names is
+registered, that mixtures name registered components, and so on. Every failure
+is a :class:`ConfigError` whose message starts with the dotted path of the bad key.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from datalign.errors import ConfigError
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML file into a dict (a missing or non-mapping file is a ConfigError)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    data = yaml.safe_load(p.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = []
+    for part in error.absolute_path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts).lstrip(".") or "<top level>"
+
+
+def _allowed_keys(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
+    keys = set(schema.get("properties", {}))
+    for branch in schema.get("allOf", []):
+        ref = branch.get("$ref")
+        if ref and root:
+            node: Any = root
+            for part in ref.removeprefix("#/").split("/"):
+                node = node[part]
+            keys |= set(node.get("properties", {}))
+    return keys
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = sorted(_allowed_keys(error.schema, error.root_schema if hasattr(error, "root_schema") else {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        where = _key_path(error)
+        names = ", ".join(f"'{where}.{k}'".replace("'<top level>.", "'") for k in extra)
+        return f"config key {names}: unknown key (allowed here: {', '.join(allowed)})"
+    return f"config key '{_key_path(error)}': {error.message}"
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if not ref:
+        return schema
+    node: Any = root
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return {**_resolve(node, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+
+
+def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Insert schema defaults for absent keys, recursively (objects and arrays of objects)."""
+    schema = _resolve(schema, root)
+    if isinstance(instance, dict):
+        for key, sub in schema.get("properties", {}).items():
+            sub = _resolve(sub, root)
+            if key not in instance and "default" in sub:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                _fill_defaults(instance[key], sub, root)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, value in instance.items():
+                if key not in schema.get("properties", {}):
+                    _fill_defaults(value, extra, root)
+        for branch in schema.get("allOf", []):
+            cond = branch.get("if")
+            if cond is None:
+                _fill_defaults(instance, branch, root)
+            elif jsonschema.Draft202012Validator(cond).is_valid(instance) and "then" in branch:
+                _fill_defaults(instance, branch["then"], root)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            _fill_defaults(item, schema["items"], root)
+
+
+def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema, fill defaults, check cross-references.
+
+    Returns the same (now completed) dict. Raises :class:`ConfigError` naming the key.
+    """
+    schema = load_yaml(schema_path)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        best.root_schema = schema  # type: ignore[attr-defined]
+        raise ConfigError(_describe(best))
+    _fill_defaults(config, schema, schema)
+    _check_references(config)
+    return config
+
+
+def _require_registered(config: dict[str, Any], names: list[str], key: str) -> None:
+    registered = config["datasets"]
+    for i, name in enumerate(names):
+        if name not in registered:
+            raise ConfigError(
+                f"config key '{key}[{i}]': dataset '{name}' is not registered under 'datasets' "
+                f"(registered: {', '.join(sorted(registered))})"
+            )
+
+
+def _check_references(config: dict[str, Any]) -> None:
+    datasets = config["datasets"]
+    for name, spec in datasets.items():
+        if spec.get("source") == "mixture":
+            comps = list(spec.get("components", {}))
+            _require_registered(config, comps, f"datasets.{name}.components")
+            if name in comps:
+                raise ConfigError(f"config key 'datasets.{name}.components': a mixture cannot contain itself")
+            total = sum(spec["components"].values())
+            if abs(total - 1.0) > 1e-6:
+                raise ConfigError(
+                    f"config key 'datasets.{name}.components': shares must sum to 1, they sum to {total:g}"
+                )
+    if config["tokenizer"]["kind"] == "bpe":
+        _require_registered(config, config["tokenizer"]["train_on"], "tokenizer.train_on")
+    if config["probe"].get("pretrained") is None:
+        _require_registered(config, config["probe"]["pretrain"]["datasets"], "probe.pretrain.datasets")
+    for setting, exp in config.get("experiments", {}).items():
+        _require_registered(config, exp["train_sets"], f"experiments.{setting}.train_sets")
+        _require_registered(config, exp["eval_sets"], f"experiments.{setting}.eval_sets")
+    if not config.get("experiments"):
+        raise ConfigError("config key 'experiments': at least one setting (finetune or pretrain) is required")
+
+
+def load_config(path: str | os.PathLike, schema_path: str | os.PathLike = DEFAULT_SCHEMA) -> dict[str, Any]:
+    """Load a YAML config file and validate it (see :func:`validate_config`)."""
+    return validate_config(load_yaml(path), schema_path)

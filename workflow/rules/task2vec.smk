@@ -1,0 +1,26 @@
+# Task2Vec: one Fisher embedding per batch of each (dataset, split) the study compares.
+
+
+rule task2vec:
+    input:
+        probe=rules.probe.output.model,
+        tokens=f"{R}/tokens/{{dataset}}/{{split}}.npz",
+    output:
+        embeddings=f"{R}/task2vec/{{dataset}}/{{split}}.npz",
+        meta=f"{R}/task2vec/{{dataset}}/{{split}}.json",
+    params:
+        task2vec=config["task2vec"],
+        seed=lambda wc: study.derived_seed(config, "task2vec", wc.dataset, wc.split),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/task2vec/{dataset}_{split}.log",
+    benchmark:
+        "logs/benchmarks/task2vec/{dataset}_{split}.tsv"
+    threads: rule_threads("task2vec")
+    resources:
+        mem_mb=res("task2vec", "mem_mb"),
+        runtime=res("task2vec", "runtime"),
+        gpu=res("task2vec", "gpu"),
+    script:
+        "../scripts/task2vec.py"

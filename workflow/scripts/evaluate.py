@@ -1,0 +1,27 @@
+"""Cross-entropy and perplexity of one model on one evaluation set's held-out tokens."""
+
+from pathlib import Path
+
+from datalign.evaluate import evaluate_causal_lm
+from datalign.io import provenance, write_json
+from datalign.models import load_model
+from datalign.runner import run_step
+from datalign.tokens import TokenizedSplit, evaluation_chunks
+
+
+def main(smk):
+    exp = smk.params.experiment
+    model = load_model(str(Path(smk.input.model).parent))
+    split = TokenizedSplit.load(smk.input.tokens, name=f"{smk.wildcards.eval_set}/test")
+    chunks = evaluation_chunks(split, exp["seq_len"], exp["eval_tokens"])
+    result = evaluate_causal_lm(model, chunks, batch_size=exp["batch_size"])
+    result.update({
+        "setting": smk.wildcards.setting,
+        "train_set": smk.wildcards.train_set,
+        "eval_set": smk.wildcards.eval_set,
+        "provenance": provenance({"seq_len": exp["seq_len"], "eval_tokens": exp["eval_tokens"]}),
+    })
+    write_json(smk.output.loss, result)
+
+
+run_step(snakemake, main)  # noqa: F821

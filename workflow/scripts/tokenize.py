@@ -1,0 +1,30 @@
+"""Turn every split of one prepared dataset into token ids."""
+
+from pathlib import Path
+
+from datalign.data import read_split
+from datalign.io import atomic_path, write_json
+from datalign.runner import run_step
+from datalign.tokenizer import load_tokenizer, tokenize_texts
+
+
+def main(smk):
+    name = smk.wildcards.dataset
+    tokenizer = load_tokenizer(str(Path(smk.input.tokenizer).parent))
+    summary = {"dataset": name, "splits": {}}
+    for split_path, out_path in zip(smk.input.splits, smk.output.tokens, strict=True):
+        split = Path(split_path).stem
+        texts = read_split(Path(split_path).parent, split)
+        tokens = tokenize_texts(tokenizer, texts, name=f"{name}/{split}")
+        with atomic_path(out_path) as tmp:
+            tokens.save(tmp)
+        chars = sum(len(t) for t in texts)
+        summary["splits"][split] = {
+            "documents": tokens.num_documents,
+            "tokens": tokens.num_tokens,
+            "chars_per_token": chars / max(1, tokens.num_tokens),
+        }
+    write_json(smk.output.summary, summary)
+
+
+run_step(snakemake, main)  # noqa: F821
