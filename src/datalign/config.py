@@ -52,6 +52,13 @@ def _allowed_keys(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
     return keys
 
 
+def _is_spurious_unevaluated(error: jsonschema.ValidationError) -> bool:
+    if error.validator != "unevaluatedProperties" or not isinstance(error.instance, dict):
+        return False
+    allowed = _allowed_keys(error.schema, error.root_schema)  # type: ignore[attr-defined]
+    return set(error.instance) <= allowed
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         allowed = sorted(_allowed_keys(error.schema, error.root_schema if hasattr(error, "root_schema") else {}))
@@ -107,9 +114,12 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = DEF
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        best.root_schema = schema  # type: ignore[attr-defined]
-        raise ConfigError(_describe(best))
+        for e in errors:
+            e.root_schema = schema  # type: ignore[attr-defined]
+        # unevaluatedProperties also fires when a sibling allOf branch fails on a *known*
+        # key; that error says nothing, the branch's own error does.
+        informative = [e for e in errors if not _is_spurious_unevaluated(e)] or errors
+        raise ConfigError(_describe(jsonschema.exceptions.best_match(informative)))
     _fill_defaults(config, schema, schema)
     _check_references(config)
     return config

@@ -1,0 +1,80 @@
+"""Config validation: defaults filled, bad keys and values named in one line."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from datalign.config import load_config, validate_config
+from datalign.errors import ConfigError
+
+from .conftest import REPO
+
+DEFAULT = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def _with(path: tuple, value):
+    cfg = copy.deepcopy(DEFAULT)
+    node = cfg
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_validate(name):
+    path = REPO / "config" / name
+    if not path.exists():
+        pytest.skip(f"{name} not present")
+    cfg = load_config(path)
+    assert cfg["task2vec"]["distance"] in {"normalized_cosine", "cosine"}
+
+
+def test_tiny_test_config_validates():
+    cfg = load_config(REPO / "tests" / "configs" / "tiny.yaml")
+    # defaults come from the schema
+    assert cfg["experiments"]["finetune"]["base"] == "probe"
+    assert cfg["experiments"]["pretrain"]["weight_decay"] == 0.01
+    assert cfg["task2vec"]["head_lr"] == 5e-5
+    assert cfg["alignment"]["confidence"] == 0.95
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("task2vec", "batch_size"), 0, "task2vec.batch_size"),
+        (("task2vec", "estimator"), "slow", "task2vec.estimator"),
+        (("tokenizer", "vocab_sise"), 300, "tokenizer.vocab_sise"),
+        (("experiments", "finetune", "token_budgett"), 10, "experiments.finetune.token_budgett"),
+        (("experiments", "finetune", "lr"), -1.0, "experiments.finetune.lr"),
+        (("datasets", "bbc_news", "source"), "web", "datasets.bbc_news.source"),
+        (("bogus",), 1, "'bogus'"),
+    ],
+)
+def test_bad_key_or_value_is_named(path, value, expected):
+    with pytest.raises(ConfigError) as err:
+        validate_config(_with(path, value))
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_unregistered_dataset_is_named():
+    cfg = _with(("experiments", "finetune", "train_sets"), ["py_code", "not_a_dataset"])
+    with pytest.raises(ConfigError, match=r"experiments\.finetune\.train_sets\[1\].*not_a_dataset.*not registered"):
+        validate_config(cfg)
+
+
+def test_mixture_shares_must_sum_to_one():
+    cfg = _with(("datasets", "news_docstrings_25", "components"), {"py_docstrings": 0.5, "bbc_news": 0.25})
+    with pytest.raises(ConfigError, match=r"datasets\.news_docstrings_25\.components.*sum to 1"):
+        validate_config(cfg)
+
+
+def test_mixture_component_must_be_registered():
+    cfg = _with(("datasets", "news_docstrings_25", "components"), {"nope": 1.0})
+    with pytest.raises(ConfigError, match="nope"):
+        validate_config(cfg)

@@ -1,0 +1,73 @@
+"""Token views: segments for Task2Vec, packed chunks for training and evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datalign.errors import DataError
+from datalign.tokens import (
+    TokenizedSplit,
+    evaluation_chunks,
+    packed_chunks,
+    sample_segment_batches,
+    segment_bounds,
+    training_chunks,
+)
+
+
+@pytest.fixture
+def split():
+    docs = [[1, 2, 3], [4, 5], [6, 7, 8, 9, 10], [11]]
+    return TokenizedSplit.from_documents(docs, eos_id=0, name="toy")
+
+
+def test_round_trip(tmp_path, split):
+    split.save(tmp_path / "s.npz")
+    back = TokenizedSplit.load(tmp_path / "s.npz")
+    assert back.num_documents == 4 and back.num_tokens == 11
+    assert back.document(2).tolist() == [6, 7, 8, 9, 10]
+
+
+def test_packed_chunks_insert_eos_after_each_document(split):
+    chunks = packed_chunks(split, 5)
+    # 11 tokens + 4 EOS = 15 = three full chunks
+    assert chunks.tolist() == [[1, 2, 3, 0, 4], [5, 0, 6, 7, 8], [9, 10, 0, 11, 0]]
+    assert packed_chunks(split, 4).shape == (3, 4)  # the 3-token tail is dropped
+
+
+def test_segments_never_cross_documents(split):
+    bounds = segment_bounds(split, 2)
+    for s, e in bounds:
+        doc = np.searchsorted(split.offsets, s, side="right") - 1
+        assert e <= split.offsets[doc + 1]
+    # the single-token document has nothing to predict and is dropped
+    assert all(e - s >= 2 for s, e in bounds)
+
+
+def test_batches_are_disjoint_padded_and_masked(split):
+    batches = sample_segment_batches(split, num_batches=2, batch_size=2, seq_len=3, seed=0, pad_id=99)
+    seen = np.concatenate([b.segment_index for b in batches])
+    assert len(set(seen.tolist())) == len(seen)
+    for b in batches:
+        assert ((b.input_ids == 99) == (b.attention_mask == 0)).all()
+    again = sample_segment_batches(split, num_batches=2, batch_size=2, seq_len=3, seed=0, pad_id=99)
+    assert all((a.input_ids == b.input_ids).all() for a, b in zip(batches, again, strict=True))
+
+
+def test_too_small_for_task2vec_names_the_numbers(split):
+    with pytest.raises(DataError, match=r"'toy' is too small for Task2Vec: 3 batches x 2 sequences"):
+        sample_segment_batches(split, num_batches=3, batch_size=2, seq_len=3, seed=0)
+
+
+def test_training_chunks_budget_and_error(split):
+    chunks = training_chunks(split, 5, token_budget=6, seed=1)
+    assert chunks.shape == (2, 5)
+    with pytest.raises(DataError, match="too small for a token budget of 100"):
+        training_chunks(split, 5, token_budget=100, seed=1)
+
+
+def test_evaluation_chunks_are_the_first_chunks(split):
+    assert (evaluation_chunks(split, 5, 5) == packed_chunks(split, 5)[:1]).all()
+    with pytest.raises(DataError, match="too small for evaluation"):
+        evaluation_chunks(split, 5, 1000)
