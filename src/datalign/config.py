@@ -136,8 +136,11 @@ def _require_registered(config: dict[str, Any], names: list[str], key: str) -> N
 
 
 def _check_references(config: dict[str, Any]) -> None:
+    from datalign.data import validate_spec
+
     datasets = config["datasets"]
     for name, spec in datasets.items():
+        validate_spec(name, spec)
         if spec.get("source") == "mixture":
             comps = list(spec.get("components", {}))
             _require_registered(config, comps, f"datasets.{name}.components")
