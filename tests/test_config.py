@@ -70,7 +70,7 @@ def test_unregistered_dataset_is_named():
 
 def test_mixture_shares_must_sum_to_one():
     cfg = _with(("datasets", "news_docstrings_25", "components"), {"py_docstrings": 0.5, "bbc_news": 0.25})
-    with pytest.raises(ConfigError, match=r"datasets\.news_docstrings_25\.components.*sum to 1"):
+    with pytest.raises(ConfigError, match=r"datasets\.news_docstrings_25\.components: shares sum to 0.75"):
         validate_config(cfg)
 
 
