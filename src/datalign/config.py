@@ -146,11 +146,6 @@ def _check_references(config: dict[str, Any]) -> None:
             _require_registered(config, comps, f"datasets.{name}.components")
             if name in comps:
                 raise ConfigError(f"config key 'datasets.{name}.components': a mixture cannot contain itself")
-            total = sum(spec["components"].values())
-            if abs(total - 1.0) > 1e-6:
-                raise ConfigError(
-                    f"config key 'datasets.{name}.components': shares must sum to 1, they sum to {total:g}"
-                )
     if config["tokenizer"]["kind"] == "bpe":
         _require_registered(config, config["tokenizer"]["train_on"], "tokenizer.train_on")
     if config["probe"].get("pretrained") is None:
