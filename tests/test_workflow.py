@@ -122,7 +122,7 @@ def test_losses_are_finite_and_consistent(study):
 def test_training_logs_follow_the_token_budget(study):
     workdir, _ = study
     log = json.loads((workdir / "results" / "checkpoints" / "finetune" / "bbc_news" / "train_log.json").read_text())
-    records = log["records"]
+    records = log["steps"]
     assert records[-1]["tokens_seen"] == 4096
     assert all(math.isfinite(r["loss"]) for r in records)
 

@@ -12,7 +12,7 @@ from datalign.runner import run_step
 def main(smk):
     curves = {}
     for name, path in zip(smk.params.names, smk.input.logs, strict=True):
-        records = read_json(path)["records"]
+        records = read_json(path)["steps"]
         curves[name] = (np.array([r["tokens_seen"] for r in records]),
                         np.array([r["loss"] for r in records]))
     loss_curves(curves, Path(smk.output.plot), title=f"Training loss ({smk.wildcards.setting})",

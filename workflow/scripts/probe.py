@@ -22,7 +22,7 @@ def main(smk):
     if cfg.get("pretrained"):
         model = load_model(cfg["pretrained"])
         save_checkpoint(model, tokenizer, out_dir, extra_files={
-            "train_log.json": {"pretrained": cfg["pretrained"], "records": [],
+            "train_log.json": {"pretrained": cfg["pretrained"], "steps": [],
                                "provenance": provenance(cfg)},
         })
         return

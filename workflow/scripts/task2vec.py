@@ -23,7 +23,7 @@ def main(smk):
     result = embed_batches(model, batches, cfg, seed=smk.params.seed)
     with atomic_path(smk.output.embeddings) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, embeddings=result.embeddings)
-    meta = result.metadata()
+    meta = dict(result.metadata)
     meta.update({
         "set": name,
         "num_batches": len(batches),
