@@ -21,7 +21,7 @@ def main(smk):
         model = build_gpt2(smk.params.architecture, vocab_size=len(tokenizer),
                            eos_id=tokenizer.eos_token_id, seed=smk.params.seed)
     else:
-        base = str(Path(smk.input.base).parent) if "base" in smk.input.keys() else exp["base"]
+        base = str(Path(smk.input.base).parent) if hasattr(smk.input, "base") else exp["base"]
         model = load_model(base)
     split = TokenizedSplit.load(smk.input.tokens, name=f"{train_set}/train")
     chunks = training_chunks(split, exp["seq_len"], exp["token_budget"], smk.params.seed)
