@@ -227,6 +227,7 @@ def correlation_scatter(
     ylabel: str = "cross-entropy loss",
     xerr: ArrayLike | None = None,
     groups: Sequence[Any] | None = None,
+    group_title: str | None = None,
 ) -> Path:
     """Scatter of y against x with the least-squares line, its confidence band and the statistics.
 
@@ -286,7 +287,7 @@ def correlation_scatter(
     legend = None
     if ax.get_legend_handles_labels()[0]:
         legend = ax.legend(loc="lower left" if descending else "lower right", fontsize=7,
-                           framealpha=0.8)
+                           framealpha=0.8, title=group_title, title_fontsize=7)
     # A falling trend leaves the upper right empty, a rising one the upper left.
     box = AnchoredText(_stats_text(stats), loc="upper right" if descending else "upper left",
                        prop={"fontsize": 8}, frameon=True)

@@ -39,8 +39,11 @@ def main(smk):
         square.to_csv(tmp, float_format="%.6g")
 
     short = [lbl.replace("/train", " (train)").replace("/test", " (test)") for lbl in labels]
-    alignment_heatmap(square.to_numpy(), short, short, Path(smk.output.heatmap),
-                      title="Task2Vec alignment between datasets")
+    values = square.to_numpy()
+    # The coefficients of one probe span a narrow band; a [0, 1] scale would hide it.
+    alignment_heatmap(values, short, short, Path(smk.output.heatmap),
+                      title="Task2Vec alignment between datasets",
+                      vmin=float(np.nanmin(values)), vmax=float(np.nanmax(values)))
     coefficient_bars(short, div["value"].to_numpy(), div["ci_low"].to_numpy(),
                      div["ci_high"].to_numpy(), Path(smk.output.diversity_plot),
                      title="Task2Vec diversity (95% bootstrap CI)", ylabel="diversity")

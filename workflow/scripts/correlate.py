@@ -41,6 +41,7 @@ def main(smk):
         points["alignment"].to_numpy(), points["cross_entropy"].to_numpy(), labels, stats,
         Path(smk.output.scatter), title=f"Alignment vs loss ({setting})",
         xerr=xerr, groups=list(points["eval_set"]) if multi_eval else None,
+        group_title="evaluation set",
     )
 
 
