@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import signal
 import subprocess
@@ -21,27 +22,29 @@ from .workflow_helpers import TINY, run_snakemake, snakemake_cmd, temp_leftovers
 pytestmark = pytest.mark.integration
 
 
-def _interrupt_once_probe_exists(workdir: Path) -> None:
-    """Start the study, interrupt it (Ctrl-C) once the probe is written, wait for it to stop."""
-    proc = subprocess.Popen(snakemake_cmd(workdir, "--cores", "2"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=workflow_env(), start_new_session=True)
-    probe = workdir / "results" / "probe" / "model.safetensors"
-    deadline = time.time() + 600
-    while not probe.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def _interrupt_once_probe_is_done(workdir: Path) -> None:
+    """Start the study, interrupt it (Ctrl-C) once Snakemake reports the probe job finished."""
+    console = workdir / "interrupted-run.log"
+    with open(console, "w") as out:
+        proc = subprocess.Popen(snakemake_cmd(workdir, "--cores", "2"), stdout=out,
+                                stderr=subprocess.STDOUT, env=workflow_env(), start_new_session=True)
+        deadline = time.time() + 600
+        while proc.poll() is None and time.time() < deadline:
+            if re.search(r"Finished jobid: \d+ \(Rule: probe\)", console.read_text()):
+                break
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("study")
-    _interrupt_once_probe_exists(workdir)
+    _interrupt_once_probe_is_done(workdir)
     probe = workdir / "results" / "probe" / "model.safetensors"
     assert probe.exists(), "the interrupted run never produced the probe"
     interrupted = {

@@ -20,7 +20,7 @@ rule alignment:
         ),
     params:
         labels=[es.label for es in EMBEDDING_SETS],
-        alignment=config["alignment"],
+        alignment=canonical(config["alignment"]),
         distance=config["task2vec"]["distance"],
         seed=study.derived_seed(config, "alignment"),
     conda:

@@ -53,6 +53,19 @@ DEFAULT_RESOURCES = {
 }
 
 
+def canonical(value):
+    """``value`` with every mapping's keys sorted, recursively.
+
+    Snakemake's params trigger compares params as written; sorting makes a
+    reordered (but equal) config section not count as a change.
+    """
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def res(rule_name, key):
     """A rule's resource: config `resources.<rule>.<key>` or the laptop default."""
     configured = config.get("resources", {}).get(rule_name, {})
@@ -63,6 +76,18 @@ def res(rule_name, key):
 
 def rule_threads(rule_name):
     return config.get("resources", {}).get(rule_name, {}).get("threads", config["threads"])
+
+
+def train_gpus(wildcards):
+    """GPUs of one training job: `resources.train.gpu`, raised to the setting's
+    num_processes when the job runs on GPUs (one process per GPU); 0 keeps it on
+    the CPU, where num_processes > 1 means gloo processes on the job's cores.
+    The SLURM executor turns `gpu=N` into `--gpus=N` (add `gpu_model` in a profile's
+    set-resources to pin a card type)."""
+    gpus = res("train", "gpu")
+    if not gpus:
+        return 0
+    return max(gpus, config["experiments"][wildcards.setting].get("num_processes", 1))
 
 
 def data_dir(dataset):
@@ -133,3 +158,41 @@ def train_inputs(wildcards):
     if wildcards.setting == "finetune" and config["experiments"]["finetune"]["base"] == "probe":
         inputs["base"] = rules.probe.output.model
     return inputs
+
+
+# Artifact families: one per DVC stage (dvc.yaml). Each family lists the files
+# `rule all` needs from it, so `dvc repro` writes exactly what `snakemake` writes.
+
+
+def tokenized_files():
+    """Every token file a job of the study reads (probe, Task2Vec, training, evaluation)."""
+    files = set(probe_inputs(None))
+    files.update(token_file(es.dataset, es.split) for es in EMBEDDING_SETS)
+    for setting in SETTINGS:
+        files.update(token_file(t, "train") for t in study.train_sets(config, setting))
+        files.update(token_file(e, "test") for e in study.eval_sets(config, setting))
+    return sorted(files)
+
+
+def family_targets(family):
+    """The files of one artifact family, the input of its target rule `dvc_<family>`."""
+    if family == "data":
+        return [
+            *[f"{data_dir(d)}/manifest.json" for d in study.datasets_used(config)],
+            f"{R}/tokenizer/tokenizer.json",
+            *tokenized_files(),
+        ]
+    if family == "task2vec":
+        return [f"{R}/probe/model.safetensors", *[embedding_file(es) for es in EMBEDDING_SETS]]
+    if family == "alignment":
+        return [f"{R}/alignment/{name}" for name in ("alignment.csv", "diversity.csv", "heatmap.png")]
+    if family == "training":
+        return [
+            *[checkpoint_file(s, t) for s in SETTINGS for t in study.train_sets(config, s)],
+            *[f"{R}/plots/loss_curves_{s}.png" for s in SETTINGS],
+        ]
+    if family == "evaluation":
+        return [loss_file(s, t, e) for s in SETTINGS for t, e in study.evaluation_pairs(config, s)]
+    if family == "correlation":
+        return [f"{R}/summary.json", *[f"{R}/correlation/{s}/scatter.png" for s in SETTINGS]]
+    raise WorkflowError(f"unknown artifact family '{family}'")

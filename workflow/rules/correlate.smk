@@ -16,7 +16,7 @@ rule correlate:
         ),
     params:
         pairs=lambda wc: study.evaluation_pairs(config, wc.setting),
-        correlation=config["correlation"],
+        correlation=canonical(config["correlation"]),
         seed=lambda wc: study.derived_seed(config, "correlate", wc.setting),
     conda:
         CONDA_ENV

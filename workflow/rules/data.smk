@@ -8,7 +8,7 @@ rule prepare_data:
         manifest=f"{R}/data/{{dataset}}/manifest.json",
         splits=expand(f"{R}/data/{{{{dataset}}}}/{{split}}.jsonl", split=SPLITS),
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lambda wc: canonical(config["datasets"][wc.dataset]),
         seed=config["seed"],
     conda:
         CONDA_ENV

@@ -8,7 +8,7 @@ rule evaluate:
     output:
         loss=f"{R}/losses/{{setting}}/{{train_set}}/{{eval_set}}.json",
     params:
-        experiment=lambda wc: config["experiments"][wc.setting],
+        experiment=lambda wc: canonical(config["experiments"][wc.setting]),
     conda:
         CONDA_ENV
     log:

@@ -9,7 +9,7 @@ rule probe:
         model=f"{R}/probe/model.safetensors",
         log=f"{R}/probe/train_log.json",
     params:
-        probe=config["probe"],
+        probe=canonical(config["probe"]),
         seed=study.derived_seed(config, "probe"),
     conda:
         CONDA_ENV

@@ -38,8 +38,8 @@ rule summary:
         markdown=f"{R}/summary.md",
     params:
         settings=SETTINGS,
-        datasets={name: config["datasets"][name] for name in study.datasets_used(config)},
-        config=config,
+        datasets=canonical({name: config["datasets"][name] for name in study.datasets_used(config)}),
+        config=canonical(config),
     conda:
         CONDA_ENV
     log:

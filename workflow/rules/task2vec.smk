@@ -9,7 +9,7 @@ rule task2vec:
         embeddings=f"{R}/task2vec/{{dataset}}/{{split}}.npz",
         meta=f"{R}/task2vec/{{dataset}}/{{split}}.json",
     params:
-        task2vec=config["task2vec"],
+        task2vec=canonical(config["task2vec"]),
         seed=lambda wc: study.derived_seed(config, "task2vec", wc.dataset, wc.split),
     conda:
         CONDA_ENV

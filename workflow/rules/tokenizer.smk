@@ -8,7 +8,7 @@ rule train_tokenizer:
     output:
         tokenizer=f"{R}/tokenizer/tokenizer.json",
     params:
-        tokenizer=config["tokenizer"],
+        tokenizer=canonical(config["tokenizer"]),
     conda:
         CONDA_ENV
     log:

@@ -8,8 +8,8 @@ rule train:
         model=f"{R}/checkpoints/{{setting}}/{{train_set}}/model.safetensors",
         log=f"{R}/checkpoints/{{setting}}/{{train_set}}/train_log.json",
     params:
-        experiment=lambda wc: config["experiments"][wc.setting],
-        architecture=lambda wc: config["experiments"][wc.setting].get("architecture"),
+        experiment=lambda wc: canonical(config["experiments"][wc.setting]),
+        architecture=lambda wc: canonical(config["experiments"][wc.setting].get("architecture")),
         seed=lambda wc: study.derived_seed(config, "train", wc.setting),
     conda:
         CONDA_ENV
@@ -21,6 +21,6 @@ rule train:
     resources:
         mem_mb=res("train", "mem_mb"),
         runtime=res("train", "runtime"),
-        gpu=res("train", "gpu"),
+        gpu=train_gpus,
     script:
         "../scripts/train.py"
