@@ -10,9 +10,11 @@ Import the fixture into a test module and ask for it::
         subprocess.run(cmd, env=slurm_cluster.env, cwd=tmp_path, check=True)
 
 The cluster is started by ``.ci/slurm-up.sh`` in a temporary folder and stopped by
-``.ci/slurm-down.sh`` (by process id) when the session ends. Where SLURM is not
-installed and cannot be installed (not root, no apt-get), the tests are skipped,
-except on CI (``CI=true``), where that is a failure: CI must run them.
+``.ci/slurm-down.sh`` (by process id) when the session ends. The daemons need
+root; a non-root user with passwordless sudo (a CI runner) gets them through sudo.
+Where the cluster cannot be had (no root or sudo, SLURM not installed and no
+apt-get), the tests are skipped, except on CI (``CI=true``), where that is a
+failure: CI must run them.
 """
 
 from __future__ import annotations
@@ -74,15 +76,27 @@ class SlurmCluster:
         return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
 
 
-def snakemake_slurm_args(cluster: SlurmCluster, *, jobs: int = 4) -> list[str]:
+def snakemake_slurm_args(
+    cluster: SlurmCluster, *, jobs: int = 4, status_check_s: int = 8, mem_mb: int = 1000
+) -> list[str]:
     """Snakemake options that run a workflow through the SLURM profile on ``cluster``.
 
     The repository profile plus what a one-node cluster without accounting needs:
-    status by squeue (sacct says accounting is disabled), no account, fast polling
-    (the plugin's defaults wait 40 s before the first status check), no retries
-    (a failure must fail the test), short latency wait (one local file system), and
-    small default resources on the cluster's partition. ``--default-resources``
-    replaces the profile's list as a whole, so every default is restated here.
+
+    - status by squeue: the plugin defaults to sacct whenever the binary exists,
+      and with accounting disabled every sacct query fails, so snakemake never
+      sees a job finish and hangs (SIGTERM included);
+    - ``status_check_s``: the plugin polls that many seconds after a submission or
+      a finished job, and 10 s later for every poll that finds nothing finished, so
+      it should just exceed a job's run time (a test job takes 4-7 s here, most of
+      it two snakemake start-ups); the default 40 s would dominate a test. Keep
+      it under MinJobAge / 3 (200 s), or the plugin falls back to sacct;
+    - no account (``--slurm-no-account`` is accepted but not read by plugin 2.8,
+      which then warns "Unable to guess SLURM account" and submits without -A);
+    - no retries (a failure must fail the test), a short latency wait (one local
+      file system), SLURM logs kept for post-mortems, and small default resources
+      on the cluster's partition. ``--default-resources`` replaces the profile's
+      list as a whole, so every default is restated here.
     """
     return [
         "--profile", str(PROFILE),
@@ -92,10 +106,11 @@ def snakemake_slurm_args(cluster: SlurmCluster, *, jobs: int = 4) -> list[str]:
         "--latency-wait", "5",
         "--slurm-status-command", "squeue",
         "--slurm-no-account",
-        "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-init-seconds-before-status-checks", str(status_check_s),
         "--seconds-between-status-checks", "1",
         "--slurm-keep-successful-logs",
-        "--default-resources", f"slurm_partition={cluster.partition}", "mem_mb=1000", "runtime=30",
+        "--default-resources",
+        f"slurm_partition={cluster.partition}", f"mem_mb={mem_mb}", "runtime=30",
     ]
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from .slurm_cluster import PROFILE, SlurmCluster, slurm_cluster, snakemake_slurm_args  # noqa: F401
+from . import slurm_cluster as cluster_module
+from .slurm_cluster import (  # noqa: F401  (slurm_cluster is the fixture)
+    PROFILE,
+    SlurmCluster,
+    slurm_cluster,
+    snakemake_slurm_args,
+    start_cluster,
+)
 
 NAMES = ["alpha", "beta"]
 
@@ -50,6 +57,24 @@ def test_profile_is_accepted_by_snakemake(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "part" in proc.stdout and "summary" in proc.stdout
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_cluster_fails_on_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="no slurmd here"):
+        cluster_module._unavailable("no slurmd here")
+
+
+@pytest.mark.slurm
+def test_second_start_reuses_the_running_cluster(slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    pids = (slurm_cluster.state_dir / "pids").read_text()
+    again = start_cluster(slurm_cluster.state_dir)
+    assert again == slurm_cluster
+    assert (slurm_cluster.state_dir / "pids").read_text() == pids
+    assert len(pids.split()) == 6  # munged, slurmctld, slurmd with their pids
 
 
 @pytest.mark.slurm

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,42 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from .workflow_helpers import TINY, run_snakemake, snakemake_cmd, temp_leftovers, workflow_env
+from .workflow_helpers import TINY, run_snakemake, temp_leftovers
 
 pytestmark = pytest.mark.integration
-
-
-def _interrupt_once_probe_is_done(workdir: Path) -> None:
-    """Start the study, interrupt it (Ctrl-C) once Snakemake reports the probe job finished."""
-    console = workdir / "interrupted-run.log"
-    with open(console, "w") as out:
-        proc = subprocess.Popen(snakemake_cmd(workdir, "--cores", "2"), stdout=out,
-                                stderr=subprocess.STDOUT, env=workflow_env(), start_new_session=True)
-        deadline = time.time() + 600
-        while proc.poll() is None and time.time() < deadline:
-            if re.search(r"Finished jobid: \d+ \(Rule: probe\)", console.read_text()):
-                break
-            time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    _interrupt_once_probe_is_done(workdir)
-    probe = workdir / "results" / "probe" / "model.safetensors"
-    assert probe.exists(), "the interrupted run never produced the probe"
-    interrupted = {
-        "probe_mtime": probe.stat().st_mtime_ns,
-        "leftovers": temp_leftovers(workdir / "results"),
-    }
-    run_snakemake(workdir, "--cores", "2")
-    return workdir, interrupted
 
 
 def test_interrupted_run_resumes_without_recomputing(study):
