@@ -4,6 +4,7 @@ from pathlib import Path
 
 from datalign.evaluate import evaluate_causal_lm
 from datalign.io import provenance, write_json
+from datalign.launch import inference_device
 from datalign.models import load_model
 from datalign.runner import run_step
 from datalign.tokens import TokenizedSplit, evaluation_chunks
@@ -11,7 +12,9 @@ from datalign.tokens import TokenizedSplit, evaluation_chunks
 
 def main(smk):
     exp = smk.params.experiment
-    model = load_model(str(Path(smk.input.model).parent))
+    # float32 on the job's GPU when it has one: evaluation is cheap next to training,
+    # and full precision keeps the reported cross-entropy free of bf16 rounding.
+    model = load_model(str(Path(smk.input.model).parent)).to(inference_device())
     split = TokenizedSplit.load(smk.input.tokens, name=f"{smk.wildcards.eval_set}/test")
     chunks = evaluation_chunks(split, exp["seq_len"], exp["eval_tokens"])
     result = evaluate_causal_lm(model, chunks, batch_size=exp["batch_size"])

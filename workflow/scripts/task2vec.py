@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from datalign.io import atomic_path, provenance, write_json
+from datalign.launch import inference_device
 from datalign.models import load_model
 from datalign.runner import run_step
 from datalign.task2vec import Task2VecConfig, embed_batches
@@ -15,7 +16,7 @@ def main(smk):
     cfg = Task2VecConfig.from_dict(smk.params.task2vec)
     name = f"{smk.wildcards.dataset}/{smk.wildcards.split}"
     split = TokenizedSplit.load(smk.input.tokens, name=name)
-    model = load_model(str(Path(smk.input.probe).parent))
+    model = load_model(str(Path(smk.input.probe).parent)).to(inference_device())
     batches = sample_segment_batches(
         split, cfg.num_batches, cfg.batch_size, cfg.seq_len, seed=smk.params.seed,
         pad_id=model.config.pad_token_id,

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from datalign.data import read_split
-from datalign.io import atomic_path, write_json
+from datalign.io import atomic_path, read_json, write_json
 from datalign.runner import run_step
 from datalign.tokenizer import load_tokenizer, tokenize_texts
 
@@ -12,9 +12,14 @@ def main(smk):
     name = smk.wildcards.dataset
     tokenizer = load_tokenizer(str(Path(smk.input.tokenizer).parent))
     summary = {"dataset": name, "splits": {}}
+    data_dir = Path(smk.input.splits[0]).parent
+    manifest = read_json(data_dir / "manifest.json")["splits"]
     for split_path, out_path in zip(smk.input.splits, smk.output.tokens, strict=True):
         split = Path(split_path).stem
-        texts = read_split(Path(split_path).parent, split)
+        # A hub dataset given only some splits (e.g. ProofNet: validation and test)
+        # has the others empty; a consumer asking for one gets the size error then.
+        provided = manifest.get(split, {}).get("provided", True)
+        texts = read_split(data_dir, split) if provided else []
         tokens = tokenize_texts(tokenizer, texts, name=f"{name}/{split}")
         with atomic_path(out_path) as tmp:
             tokens.save(tmp)

@@ -7,6 +7,13 @@ test: Z}`` (hub splits used as they are; any subset). Each row becomes
 texts are dropped. ``limit`` keeps the first rows of each hub split (with
 ``streaming`` only that many rows are read).
 
+``join: {name: {column: C, item: T, sep: S}}`` adds a field ``name`` to every
+row before templating: ``S.join(T.format_map(e) for e in row[C])`` over the
+elements of the list column ``C`` (an element that is not a mapping is
+``{value}``; ``sep`` defaults to a newline). That is how a nested column such
+as LeanDojo's ``traced_tactics`` (a list of ``{tactic, state_before, ...}``)
+becomes text; a row whose list is empty renders blank and is dropped.
+
 ``datasets`` 4.0 and later refuse repositories with a loading script; on that
 error the hub's parquet export (``refs/convert/parquet``) is tried once.
 """
@@ -19,7 +26,13 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from datalign.data.records import Document, Loaded, check_columns, render_rows, template_fields
+from datalign.data.records import (
+    Document,
+    Loaded,
+    check_columns,
+    render_rows,
+    template_fields,
+)
 from datalign.data.split import SPLITS
 from datalign.errors import ConfigError, DataError
 
@@ -43,6 +56,61 @@ def is_script_error(exc: BaseException) -> bool:
 def parquet_export_url(path: str, config: str | None, split: str) -> str:
     """The hub's parquet export of one split: ``hf://datasets/<path>@refs%2Fconvert%2Fparquet/<config>/<split>/*.parquet``."""
     return f"hf://datasets/{path}@refs%2Fconvert%2Fparquet/{config or 'default'}/{split}/*.parquet"
+
+
+JOIN_KEYS = ("column", "item", "sep")
+
+
+def check_join_spec(name: str, join: Any) -> None:
+    """Validate ``datasets.<name>.join`` (see the module docstring)."""
+    where = f"datasets.{name}.join"
+    if not isinstance(join, Mapping) or not join:
+        raise ConfigError(
+            f"{where}: expected a mapping like {{tactics: {{column: traced_tactics, item: '{{tactic}}'}}}}, got {join!r}"
+        )
+    for field_name, rule in join.items():
+        if not isinstance(field_name, str) or not field_name.isidentifier():
+            raise ConfigError(f"{where}: field names must be identifiers, got {field_name!r}")
+        if not isinstance(rule, Mapping):
+            raise ConfigError(f"{where}.{field_name}: expected {{column, item, sep}}, got {rule!r}")
+        unknown = sorted(set(rule) - set(JOIN_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}.{field_name}.{unknown[0]}: unknown key (allowed: {list(JOIN_KEYS)})")
+        for key in ("column", "item"):
+            if not isinstance(rule.get(key), str) or not rule[key]:
+                raise ConfigError(f"{where}.{field_name}.{key}: expected a non-empty string, got {rule.get(key)!r}")
+        if not isinstance(rule.get("sep", "\n"), str):
+            raise ConfigError(f"{where}.{field_name}.sep: expected a string, got {rule['sep']!r}")
+        template_fields(rule["item"], f"{where}.{field_name}.item")
+
+
+def join_fields(
+    row: Mapping[str, Any], join: Mapping[str, Mapping[str, str]], dataset: str, index: int
+) -> dict[str, Any]:
+    """``row`` plus one joined text field per ``join`` rule (see the module docstring)."""
+    out = dict(row)
+    for field_name, rule in join.items():
+        column = rule["column"]
+        items = row.get(column)
+        if items is None:
+            items = []
+        if not isinstance(items, list | tuple):
+            raise DataError(
+                f"dataset {dataset}: join '{field_name}' needs a list in column '{column}', "
+                f"row {index} holds {type(items).__name__}"
+            )
+        parts = []
+        for item in items:
+            values = item if isinstance(item, Mapping) else {"value": item}
+            try:
+                parts.append(rule["item"].format_map(values))
+            except KeyError as exc:
+                raise DataError(
+                    f"dataset {dataset}: join '{field_name}', row {index}: the elements of "
+                    f"'{column}' have no field {exc} (fields {sorted(values)})"
+                ) from exc
+        out[field_name] = rule.get("sep", "\n").join(parts)
+    return out
 
 
 def check_hf_spec(name: str, spec: Mapping[str, Any]) -> None:
@@ -89,6 +157,8 @@ def check_hf_spec(name: str, spec: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"datasets.{name}.streaming: expected true or false, got {spec['streaming']!r}"
         )
+    if spec.get("join") is not None:
+        check_join_spec(name, spec["join"])
 
 
 def _load(spec: Mapping[str, Any], hub_split: str, dataset: str) -> tuple[Any, bool]:
@@ -154,12 +224,23 @@ def load_hub_split(
         needed.append(spec["group_field"])
     what = f"{spec['path']} split {hub_split!r}"
     log.info("dataset %s: %s has columns %s", dataset, what, columns)
+    join = spec.get("join") or {}
     if columns:
-        check_columns(needed, columns, dataset, f"the template of {what}" if template else what)
+        check_columns([r["column"] for r in join.values()], columns, dataset, f"the join of {what}")
+        clash = sorted(set(join) & set(columns))
+        if clash:
+            raise DataError(f"dataset {dataset}: join field(s) {clash} would hide columns of {what}")
+        check_columns(needed, [*columns, *join], dataset, f"the template of {what}" if template else what)
     counted = _Counter(itertools.chain([] if first is None else [first], rows))
+    if join:
+        counted_rows: Iterator[Mapping[str, Any]] = (
+            join_fields(row, join, dataset, i) for i, row in enumerate(counted)
+        )
+    else:
+        counted_rows = iter(counted)
     groups = (f"{hub_split}:{i}" for i in itertools.count())
     docs = render_rows(
-        counted, dataset, template, text_field, spec.get("group_field"), groups, what
+        counted_rows, dataset, template, text_field, spec.get("group_field"), groups, what
     )
     log.info("dataset %s: loaded %d rows (%d non-empty) of %s", dataset, counted.n, len(docs), what)
     info = {

@@ -62,6 +62,7 @@ SOURCE_KEYS: dict[str, frozenset[str]] = {
             "text_field",
             "group_field",
             "limit",
+            "join",
         }
     ),
     "mixture": frozenset({"components"}),
