@@ -9,6 +9,7 @@ from datalign.errors import DataError
 from datalign.tokens import (
     TokenizedSplit,
     evaluation_chunks,
+    gather_chunks,
     packed_chunks,
     sample_segment_batches,
     segment_bounds,
@@ -71,3 +72,18 @@ def test_evaluation_chunks_are_the_first_chunks(split):
     assert (evaluation_chunks(split, 5, 5) == packed_chunks(split, 5)[:1]).all()
     with pytest.raises(DataError, match="too small for evaluation"):
         evaluation_chunks(split, 5, 1000)
+
+
+def test_gathered_chunks_equal_an_explicit_stream():
+    rng = np.random.default_rng(3)
+    docs = [rng.integers(1, 50, size=rng.integers(1, 40)).tolist() for _ in range(60)]
+    split = TokenizedSplit.from_documents(docs, eos_id=0)
+    stream = [t for d in docs for t in [*d, 0]]
+    for seq_len in (1, 7, 32):
+        n = len(stream) // seq_len
+        expect = np.array(stream[: n * seq_len]).reshape(n, seq_len)
+        assert (packed_chunks(split, seq_len) == expect).all()
+        picked = rng.permutation(n)[:5]
+        assert (training_chunks(split, seq_len, 5 * seq_len, seed=0).shape == (5, seq_len))
+        assert (gather_chunks(split, seq_len, picked) == expect[picked]).all()
+        assert (gather_chunks(split, seq_len, picked, block=2) == expect[picked]).all()

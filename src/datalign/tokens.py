@@ -134,19 +134,45 @@ def sample_segment_batches(
     return batches
 
 
+def num_packed_chunks(split: TokenizedSplit, seq_len: int) -> int:
+    """How many full ``seq_len`` chunks the packed stream (documents + EOS each) holds."""
+    return (split.num_tokens + split.num_documents) // seq_len
+
+
+def gather_chunks(
+    split: TokenizedSplit, seq_len: int, chunk_index: np.ndarray, block: int = 1 << 16
+) -> np.ndarray:
+    """Packed chunks ``chunk_index`` as a (len(chunk_index), seq_len) int64 array.
+
+    Only the requested chunks are materialised, ``block`` chunks at a time, so
+    memory grows with what is asked (plus a block's scratch), not with the
+    split: a multi-billion-token corpus costs its ids and the output. Document
+    ``i`` occupies stream positions ``[offsets[i] + i, offsets[i+1] + i)`` and
+    its EOS sits at ``offsets[i+1] + i``.
+    """
+    chunk_index = np.asarray(chunk_index, dtype=np.int64)
+    out = np.empty((len(chunk_index), seq_len), dtype=np.int64)
+    # exclusive end of each document's stretch of the stream, its EOS included
+    stream_ends = split.offsets[1:] + np.arange(1, split.num_documents + 1)
+    for lo in range(0, len(chunk_index), block):
+        rows = chunk_index[lo : lo + block]
+        positions = (rows[:, None] * seq_len + np.arange(seq_len)[None, :]).ravel()
+        doc = np.searchsorted(stream_ends, positions, side="right")
+        start = split.offsets[doc]
+        within = positions - (start + doc)
+        is_token = within < split.offsets[doc + 1] - start
+        tokens = np.full(positions.shape, split.eos_id, dtype=np.int64)
+        tokens[is_token] = split.ids[(start + within)[is_token]]
+        out[lo : lo + len(rows)] = tokens.reshape(len(rows), seq_len)
+    return out
+
+
 def packed_chunks(split: TokenizedSplit, seq_len: int) -> np.ndarray:
     """The split as a (n_chunks, seq_len) int64 array: documents + EOS each, cut contiguously.
 
     The tail shorter than ``seq_len`` is dropped.
     """
-    n_docs = split.num_documents
-    stream = np.empty(split.num_tokens + n_docs, dtype=np.int64)
-    # Insert one EOS after every document: document i shifts right by i positions.
-    doc_of_token = np.repeat(np.arange(n_docs), np.diff(split.offsets))
-    stream[np.arange(split.num_tokens) + doc_of_token] = split.ids
-    stream[split.offsets[1:] + np.arange(n_docs)] = split.eos_id
-    n_chunks = len(stream) // seq_len
-    return stream[: n_chunks * seq_len].reshape(n_chunks, seq_len)
+    return gather_chunks(split, seq_len, np.arange(num_packed_chunks(split, seq_len)))
 
 
 def training_chunks(split: TokenizedSplit, seq_len: int, token_budget: int, seed: int) -> np.ndarray:
@@ -155,25 +181,25 @@ def training_chunks(split: TokenizedSplit, seq_len: int, token_budget: int, seed
     Uses ``ceil(token_budget / seq_len)`` distinct chunks; a split with fewer is a
     :class:`DataError` (the budget would silently repeat data).
     """
-    chunks = packed_chunks(split, seq_len)
+    available = num_packed_chunks(split, seq_len)
     need = -(-token_budget // seq_len)
-    if need > len(chunks):
+    if need > available:
         raise DataError(
             f"dataset '{split.name}' is too small for a token budget of {token_budget}: "
-            f"it packs into {len(chunks)} chunks of {seq_len} tokens "
-            f"({len(chunks) * seq_len} tokens), {need} chunks are needed"
+            f"it packs into {available} chunks of {seq_len} tokens "
+            f"({available * seq_len} tokens), {need} chunks are needed"
         )
-    order = np.random.default_rng(seed).permutation(len(chunks))[:need]
-    return chunks[order]
+    order = np.random.default_rng(seed).permutation(available)[:need]
+    return gather_chunks(split, seq_len, order)
 
 
 def evaluation_chunks(split: TokenizedSplit, seq_len: int, eval_tokens: int) -> np.ndarray:
     """The fixed held-out token set: the first ``eval_tokens // seq_len`` packed chunks."""
-    chunks = packed_chunks(split, seq_len)
+    available = num_packed_chunks(split, seq_len)
     need = max(1, eval_tokens // seq_len)
-    if need > len(chunks):
+    if need > available:
         raise DataError(
             f"dataset '{split.name}' is too small for evaluation on {eval_tokens} tokens: "
-            f"it packs into {len(chunks)} chunks of {seq_len} tokens, {need} are needed"
+            f"it packs into {available} chunks of {seq_len} tokens, {need} are needed"
         )
-    return chunks[:need]
+    return gather_chunks(split, seq_len, np.arange(need))
