@@ -3,7 +3,7 @@
 
 rule alignment:
     input:
-        embeddings=[embedding_file(es) for es in EMBEDDING_SETS],
+        embeddings=trust_pulled([embedding_file(es) for es in EMBEDDING_SETS]),
     output:
         diversity=f"{R}/alignment/diversity.csv",
         pairs=f"{R}/alignment/alignment.csv",

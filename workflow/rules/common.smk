@@ -1,11 +1,14 @@
 # Shared helpers: config validation, paths, resources. Everything that decides
 # *what* the study computes lives in datalign.study.
 
+import copy
 import os
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.exceptions import WorkflowError
+from snakemake.io import IOFile
 
 REPO = Path(workflow.basedir).parent
 sys.path.insert(0, str(REPO / "src"))
@@ -17,6 +20,14 @@ os.environ.update(
 from datalign import study
 from datalign.config import validate_config
 from datalign.errors import ConfigError
+
+# A study file given with --configfile is the whole study: Snakemake would merge it
+# over config/config.yaml (the Snakefile's configfile), so a study that leaves a
+# key out would silently inherit the default study's value. Rebuild the config
+# from the command line's files and --config values alone.
+if workflow.config_settings.configfiles:
+    config.clear()
+    config.update(copy.deepcopy(dict(workflow.config_settings.overwrite_config)))
 
 try:
     validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -116,6 +127,7 @@ def loss_file(setting, train_set, eval_set):
 
 def final_targets():
     targets = [
+        f"{R}/study.yaml",
         f"{R}/alignment/heatmap.png",
         f"{R}/alignment/diversity.png",
         f"{R}/summary.json",
@@ -160,6 +172,102 @@ def train_inputs(wildcards):
     return inputs
 
 
+# Pulled artifacts. Snakemake 9 reruns a job whose input is newer than its output,
+# whatever its rerun-triggers say, and `dvc pull` writes files with new timestamps
+# in no particular order (DVC keeps no mtimes). Every rule input therefore goes
+# through `trust_pulled`, which marks a file ancient (its timestamp triggers
+# nothing) when
+#   1. it exists and Snakemake has no record of writing it in this working copy
+#      (it came from `dvc pull` or `dvc checkout`),
+#   2. its DVC stage and every stage upstream of it are complete (all their
+#      artifacts present), and
+#   3. it is newer than every script those stages run (no script changed since).
+# Otherwise the file keeps all of Snakemake's triggers: what Snakemake wrote here,
+# what follows a missing artifact, what follows a changed script. The stages come
+# from dvc.yaml (outs, and deps on other stages' outs). See docs/dvc.md.
+
+
+def _under(path, root):
+    return path == root or path.startswith(f"{root}/")
+
+
+def _dvc_stages():
+    """dvc.yaml's stages as {name: (outs, deps)}: none without dvc.yaml, whose
+    outputs are under results/, or with another results_dir."""
+    spec = REPO / "dvc.yaml"
+    if not spec.exists() or R != "results":
+        return {}
+    stages = yaml.safe_load(spec.read_text()).get("stages", {})
+    return {
+        name: (
+            [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])],
+            stage.get("deps", []),
+        )
+        for name, stage in stages.items()
+    }
+
+
+_TRUST = {}
+
+
+def _trusted_after():
+    """{DVC output path: the time after which a pulled file in it counts as given}:
+    the newest script of its stage and the stages upstream of it, or None while
+    one of those stages misses an artifact. Computed once per run."""
+    if "table" not in _TRUST:
+        stages = _dvc_stages()
+
+        def producers(path):
+            return {name for name, (outs, _) in stages.items() if any(_under(path, o) for o in outs)}
+
+        table = {}
+        for name, (outs, _) in stages.items():
+            chain, todo = {name}, [name]
+            while todo:
+                for dep in stages[todo.pop()][1]:
+                    for up in producers(dep) - chain:
+                        chain.add(up)
+                        todo.append(up)
+            complete = name in FAMILIES and all(
+                os.path.exists(f) for s in chain if s in FAMILIES for f in family_targets(s)
+            )
+            scripts = [REPO / d for s in chain for d in stages[s][1] if d.startswith("workflow/scripts/")]
+            newest = max((p.stat().st_mtime for p in scripts if p.exists()), default=0.0)
+            table.update({out: newest if complete else None for out in outs})
+        _TRUST["table"] = table
+    return _TRUST["table"]
+
+
+def _dated_as_given(path):
+    persistence = workflow.persistence
+    if persistence is None or not os.path.exists(path):
+        return path
+    after = next((t for out, t in _trusted_after().items() if _under(path, out)), None)
+    # Snakemake dates a symlink (DVC cache.type symlink) by the newer of link and target.
+    if after is None or max(os.lstat(path).st_mtime, os.stat(path).st_mtime) <= after:
+        return path
+    if persistence.metadata(IOFile(path)) is not None:
+        return path
+    return ancient(path)
+
+
+def trust_pulled(item):
+    """Rule input(s) (a path pattern, a list or dict of them, or an input function)
+    with every pulled file that may be taken as given marked ancient (see above)."""
+
+    def mark(value, wildcards):
+        if isinstance(value, dict):
+            return {k: mark(v, wildcards) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [mark(v, wildcards) for v in value]
+        return _dated_as_given(str(value).format_map(dict(wildcards.items())))
+
+    def inputs(wildcards):
+        return mark(item(wildcards) if callable(item) else item, wildcards)
+
+    return inputs
+
+
 # Artifact families: one per DVC stage (dvc.yaml). Each family lists the files
 # `rule all` needs from it, so `dvc repro` writes exactly what `snakemake` writes.
 
@@ -172,6 +280,9 @@ def tokenized_files():
         files.update(token_file(t, "train") for t in study.train_sets(config, setting))
         files.update(token_file(e, "test") for e in study.eval_sets(config, setting))
     return sorted(files)
+
+
+FAMILIES = ("data", "task2vec", "alignment", "training", "evaluation", "correlation")
 
 
 def family_targets(family):

@@ -3,8 +3,10 @@
 
 rule correlate:
     input:
-        alignment=rules.alignment.output.pairs,
-        losses=lambda wc: [loss_file(wc.setting, t, e) for t, e in study.evaluation_pairs(config, wc.setting)],
+        alignment=trust_pulled(rules.alignment.output.pairs),
+        losses=trust_pulled(
+            lambda wc: [loss_file(wc.setting, t, e) for t, e in study.evaluation_pairs(config, wc.setting)]
+        ),
     output:
         points=f"{R}/correlation/{{setting}}/points.csv",
         stats=f"{R}/correlation/{{setting}}/stats.json",

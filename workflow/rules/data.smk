@@ -3,7 +3,7 @@
 
 rule prepare_data:
     input:
-        components=mixture_inputs,
+        components=trust_pulled(mixture_inputs),
     output:
         manifest=f"{R}/data/{{dataset}}/manifest.json",
         splits=expand(f"{R}/data/{{{{dataset}}}}/{{split}}.jsonl", split=SPLITS),

@@ -1,7 +1,8 @@
 # The bridge to DVC (dvc.yaml, docs/dvc.md). Each DVC stage runs
-#   snakemake --allowed-rules <its family's rules> -- dvc_<family>
+#   snakemake dvc_<family> --allowed-rules <the family's rules> dvc_<family>
 # so it writes its own artifact family and takes every upstream artifact as
 # given: a stage never recomputes, or needs, what another stage owns.
+# study_config writes the resolved config, where DVC reads the stages' params.
 
 
 rule study_config:
@@ -9,10 +10,12 @@ rule study_config:
         study=f"{R}/study.yaml",
     params:
         config=canonical(config),
-        plan={
-            "datasets": {d: config["datasets"][d] for d in study.datasets_used(config)},
-            "embedding_sets": [es.label for es in EMBEDDING_SETS],
-        },
+        plan=canonical(
+            {
+                "datasets": {d: config["datasets"][d] for d in study.datasets_used(config)},
+                "embedding_sets": [es.label for es in EMBEDDING_SETS],
+            }
+        ),
     conda:
         CONDA_ENV
     log:

@@ -3,8 +3,8 @@
 
 rule evaluate:
     input:
-        model=f"{R}/checkpoints/{{setting}}/{{train_set}}/model.safetensors",
-        tokens=f"{R}/tokens/{{eval_set}}/test.npz",
+        model=trust_pulled(f"{R}/checkpoints/{{setting}}/{{train_set}}/model.safetensors"),
+        tokens=trust_pulled(f"{R}/tokens/{{eval_set}}/test.npz"),
     output:
         loss=f"{R}/losses/{{setting}}/{{train_set}}/{{eval_set}}.json",
     params:

@@ -3,8 +3,8 @@
 
 rule probe:
     input:
-        tokenizer=rules.train_tokenizer.output.tokenizer,
-        tokens=probe_inputs,
+        tokenizer=trust_pulled(rules.train_tokenizer.output.tokenizer),
+        tokens=trust_pulled(probe_inputs),
     output:
         model=f"{R}/probe/model.safetensors",
         log=f"{R}/probe/train_log.json",

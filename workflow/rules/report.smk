@@ -3,9 +3,9 @@
 
 rule loss_curves:
     input:
-        logs=lambda wc: [
-            f"{R}/checkpoints/{wc.setting}/{t}/train_log.json" for t in study.train_sets(config, wc.setting)
-        ],
+        logs=trust_pulled(
+            lambda wc: [f"{R}/checkpoints/{wc.setting}/{t}/train_log.json" for t in study.train_sets(config, wc.setting)]
+        ),
     output:
         plot=report(
             f"{R}/plots/loss_curves_{{setting}}.png",
@@ -29,10 +29,10 @@ rule loss_curves:
 
 rule summary:
     input:
-        stats=expand(f"{R}/correlation/{{setting}}/stats.json", setting=SETTINGS),
-        points=expand(f"{R}/correlation/{{setting}}/points.csv", setting=SETTINGS),
-        pairs=rules.alignment.output.pairs,
-        diversity=rules.alignment.output.diversity,
+        stats=trust_pulled(expand(f"{R}/correlation/{{setting}}/stats.json", setting=SETTINGS)),
+        points=trust_pulled(expand(f"{R}/correlation/{{setting}}/points.csv", setting=SETTINGS)),
+        pairs=trust_pulled(rules.alignment.output.pairs),
+        diversity=trust_pulled(rules.alignment.output.diversity),
     output:
         json=f"{R}/summary.json",
         markdown=f"{R}/summary.md",

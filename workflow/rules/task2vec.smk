@@ -3,8 +3,8 @@
 
 rule task2vec:
     input:
-        probe=rules.probe.output.model,
-        tokens=f"{R}/tokens/{{dataset}}/{{split}}.npz",
+        probe=trust_pulled(rules.probe.output.model),
+        tokens=trust_pulled(f"{R}/tokens/{{dataset}}/{{split}}.npz"),
     output:
         embeddings=f"{R}/task2vec/{{dataset}}/{{split}}.npz",
         meta=f"{R}/task2vec/{{dataset}}/{{split}}.json",

@@ -4,7 +4,7 @@
 
 rule train_tokenizer:
     input:
-        texts=tokenizer_inputs,
+        texts=trust_pulled(tokenizer_inputs),
     output:
         tokenizer=f"{R}/tokenizer/tokenizer.json",
     params:
@@ -23,8 +23,8 @@ rule train_tokenizer:
 
 rule tokenize:
     input:
-        tokenizer=rules.train_tokenizer.output.tokenizer,
-        splits=expand(f"{R}/data/{{{{dataset}}}}/{{split}}.jsonl", split=SPLITS),
+        tokenizer=trust_pulled(rules.train_tokenizer.output.tokenizer),
+        splits=trust_pulled(expand(f"{R}/data/{{{{dataset}}}}/{{split}}.jsonl", split=SPLITS)),
     output:
         tokens=expand(f"{R}/tokens/{{{{dataset}}}}/{{split}}.npz", split=SPLITS),
         summary=f"{R}/tokens/{{dataset}}/summary.json",

@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        unpack(train_inputs),
+        unpack(trust_pulled(train_inputs)),
     output:
         model=f"{R}/checkpoints/{{setting}}/{{train_set}}/model.safetensors",
         log=f"{R}/checkpoints/{{setting}}/{{train_set}}/train_log.json",
