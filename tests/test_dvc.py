@@ -146,7 +146,7 @@ def pushed(study, tmp_path_factory):
 
 
 def clone(pushed, dest: Path, remote: Path | None = None) -> Path:
-    """A fresh clone of the origin with the remote configured (verify on: see docs/dvc.md)."""
+    """A fresh clone of the origin with the remote configured (verify on: see README.md, "Sharing results with DVC")."""
     origin, default_remote, env = pushed
     git(origin.parent, env, "clone", "-q", str(origin), str(dest))
     dvc(dest, env, "remote", "add", "--local", "--default", "store", str(remote or default_remote))

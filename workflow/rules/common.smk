@@ -184,7 +184,7 @@ def train_inputs(wildcards):
 #   3. it is newer than every script those stages run (no script changed since).
 # Otherwise the file keeps all of Snakemake's triggers: what Snakemake wrote here,
 # what follows a missing artifact, what follows a changed script. The stages come
-# from dvc.yaml (outs, and deps on other stages' outs). See docs/dvc.md.
+# from dvc.yaml (outs, and deps on other stages' outs). See README.md, "Sharing results with DVC".
 
 
 def _under(path, root):

@@ -1,4 +1,4 @@
-# The bridge to DVC (dvc.yaml, docs/dvc.md). Each DVC stage runs
+# The bridge to DVC (dvc.yaml, README.md, "Sharing results with DVC"). Each DVC stage runs
 #   snakemake dvc_<family> --allowed-rules <the family's rules> dvc_<family>
 # so it writes its own artifact family and takes every upstream artifact as
 # given: a stage never recomputes, or needs, what another stage owns.
