@@ -3,10 +3,13 @@
 ``embed_batches`` turns each batch of a dataset into one vector: the diagonal
 Fisher information of the probe's weights (after fine-tuning its head on the
 batch), averaged over all axes but the first and concatenated. Estimators are
-chosen by name (``paper``, see :mod:`datalign.task2vec.paper`); distances
+chosen by name (``paper``, see :mod:`datalign.task2vec.paper`; ``fast``, the
+same quantity for about one forward+backward pass, see
+:mod:`datalign.task2vec.fast`); distances
 between embeddings live in :mod:`datalign.task2vec.distance`.
 """
 
+from datalign.task2vec import fast as _fast  # noqa: F401  (registers "fast")
 from datalign.task2vec import paper as _paper  # noqa: F401  (registers "paper")
 from datalign.task2vec.config import DISTANCE_KINDS, PARAMETER_SETS, Task2VecConfig
 from datalign.task2vec.distance import cosine, normalized_cosine, pairwise_distances

@@ -11,6 +11,8 @@ from datalign.errors import ConfigError
 
 PARAMETER_SETS = ("all_but_head", "last_k_blocks")
 DISTANCE_KINDS = ("normalized_cosine", "cosine")
+FAST_HEAD_FITS = ("frozen", "exact")
+FAST_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,10 @@ class Task2VecConfig:
     ``batch_size``, ``seq_len`` and ``num_batches`` say how the caller draws
     batches (``datalign.tokens.sample_segment_batches``); the rest say what is
     done with each batch. Defaults are the paper's values where it has one.
+    The ``fast_*`` keys tune the ``fast`` estimator only: how it fits the head
+    (``frozen`` gradients or ``exact``), the body's precision (``auto``:
+    bfloat16 on CUDA, float32 elsewhere) and whether it keeps the body's
+    autograd graph between its forward and its Fisher pass (memory for time).
     """
 
     estimator: str = "paper"
@@ -34,6 +40,10 @@ class Task2VecConfig:
     parameters: str = "all_but_head"
     last_k: int = 1
     distance: str = "normalized_cosine"
+    # The ``fast`` estimator only (see datalign.task2vec.fast).
+    fast_head_fit: str = "frozen"
+    fast_precision: str = "auto"
+    fast_retain_graph: bool = True
 
     def __post_init__(self) -> None:
         # Imported here: the registry is filled when the estimator modules load.
@@ -64,6 +74,16 @@ class Task2VecConfig:
             raise ConfigError(
                 f"task2vec.distance: must be one of {', '.join(DISTANCE_KINDS)}, got {self.distance!r}"
             )
+        if self.fast_head_fit not in FAST_HEAD_FITS:
+            raise ConfigError(
+                f"task2vec.fast_head_fit: must be one of {', '.join(FAST_HEAD_FITS)}, got {self.fast_head_fit!r}"
+            )
+        if self.fast_precision not in FAST_PRECISIONS:
+            raise ConfigError(
+                f"task2vec.fast_precision: must be one of {', '.join(FAST_PRECISIONS)}, got {self.fast_precision!r}"
+            )
+        if not isinstance(self.fast_retain_graph, bool):
+            raise ConfigError(f"task2vec.fast_retain_graph: must be true or false, got {self.fast_retain_graph!r}")
 
     @classmethod
     def from_dict(cls, block: Mapping[str, Any] | None) -> Task2VecConfig:
