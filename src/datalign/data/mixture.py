@@ -81,7 +81,8 @@ def mix_split(
     total = min(chars / shares[c] for c, chars in available.items())
     chosen: list[Document] = []
     stats: dict[str, Any] = {}
-    for comp, share in shares.items():
+    # Sorted, so the mixture does not depend on the order the config lists its components in.
+    for comp, share in sorted(shares.items()):
         if share == 0:
             stats[comp] = {"share": 0.0, "rows": 0, "characters": 0}
             continue
