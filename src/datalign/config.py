@@ -142,10 +142,7 @@ def _check_references(config: dict[str, Any]) -> None:
     for name, spec in datasets.items():
         validate_spec(name, spec)
         if spec.get("source") == "mixture":
-            comps = list(spec.get("components", {}))
-            _require_registered(config, comps, f"datasets.{name}.components")
-            if name in comps:
-                raise ConfigError(f"config key 'datasets.{name}.components': a mixture cannot contain itself")
+            _require_registered(config, list(spec["components"]), f"datasets.{name}.components")
     if config["tokenizer"]["kind"] == "bpe":
         _require_registered(config, config["tokenizer"]["train_on"], "tokenizer.train_on")
     if config["probe"].get("pretrained") is None:
