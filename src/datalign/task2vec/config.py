@@ -66,22 +66,11 @@ class Task2VecConfig:
                 raise ConfigError(f"task2vec.{key}: must be a number > 0, got {value!r}")
         if not isinstance(self.weight_decay, int | float) or isinstance(self.weight_decay, bool) or self.weight_decay < 0:
             raise ConfigError(f"task2vec.weight_decay: must be a number >= 0, got {self.weight_decay!r}")
-        if self.parameters not in PARAMETER_SETS:
-            raise ConfigError(
-                f"task2vec.parameters: must be one of {', '.join(PARAMETER_SETS)}, got {self.parameters!r}"
-            )
-        if self.distance not in DISTANCE_KINDS:
-            raise ConfigError(
-                f"task2vec.distance: must be one of {', '.join(DISTANCE_KINDS)}, got {self.distance!r}"
-            )
-        if self.fast_head_fit not in FAST_HEAD_FITS:
-            raise ConfigError(
-                f"task2vec.fast_head_fit: must be one of {', '.join(FAST_HEAD_FITS)}, got {self.fast_head_fit!r}"
-            )
-        if self.fast_precision not in FAST_PRECISIONS:
-            raise ConfigError(
-                f"task2vec.fast_precision: must be one of {', '.join(FAST_PRECISIONS)}, got {self.fast_precision!r}"
-            )
+        for key, allowed in (("parameters", PARAMETER_SETS), ("distance", DISTANCE_KINDS),
+                             ("fast_head_fit", FAST_HEAD_FITS), ("fast_precision", FAST_PRECISIONS)):
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ConfigError(f"task2vec.{key}: must be one of {', '.join(allowed)}, got {value!r}")
         if not isinstance(self.fast_retain_graph, bool):
             raise ConfigError(f"task2vec.fast_retain_graph: must be true or false, got {self.fast_retain_graph!r}")
 
