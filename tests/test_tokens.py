@@ -10,6 +10,7 @@ from datalign.tokens import (
     TokenizedSplit,
     evaluation_chunks,
     gather_chunks,
+    mixed_training_chunks,
     packed_chunks,
     sample_segment_batches,
     segment_bounds,
@@ -87,3 +88,14 @@ def test_gathered_chunks_equal_an_explicit_stream():
         assert (training_chunks(split, seq_len, 5 * seq_len, seed=0).shape == (5, seq_len))
         assert (gather_chunks(split, seq_len, picked) == expect[picked]).all()
         assert (gather_chunks(split, seq_len, picked, block=2) == expect[picked]).all()
+
+
+def test_mixed_training_chunks_take_equal_shares():
+    a = TokenizedSplit.from_documents([[1] * 50], eos_id=0, name="a")
+    b = TokenizedSplit.from_documents([[2] * 50], eos_id=0, name="b")
+    chunks = mixed_training_chunks([a, b], seq_len=5, token_budget=40, seed=3)
+    assert chunks.shape == (8, 5)
+    firsts = chunks[:, 0].tolist()
+    assert firsts.count(1) == firsts.count(2) == 4
+    assert firsts != sorted(firsts), "the two datasets' chunks should be interleaved"
+    assert (mixed_training_chunks([a], 5, 40, seed=3) == training_chunks(a, 5, 40, seed=3)).all()

@@ -52,15 +52,16 @@ class TrainJob:
     Exactly one of ``base`` (a checkpoint directory or hub name to fine-tune)
     and ``architecture`` (a from-scratch GPT-2, see
     :func:`datalign.models.gpt2_config`) is set. ``tokens`` is a tokenized
-    split (``.npz``) whose chunks of ``seq_len`` tokens are drawn for
-    ``token_budget`` tokens with ``seed``; ``out_dir`` receives the checkpoint
+    split (``.npz``), or a list of them mixed equally, whose chunks of
+    ``seq_len`` tokens are drawn for ``token_budget`` tokens with ``seed``
+    (:func:`datalign.tokens.mixed_training_chunks`); ``out_dir`` receives the checkpoint
     with ``train_log.json`` (the training log plus ``record``).
     ``base_dtype`` (e.g. ``"bfloat16"``) casts a base's weights on load, for
     bases too large to train in float32.
     """
 
     run_name: str
-    tokens: str
+    tokens: str | list[str]
     tokenizer: str
     out_dir: str
     seq_len: int
@@ -115,7 +116,7 @@ def run_train_job(job: TrainJob) -> dict[str, Any]:
     """
     from datalign.models import build_gpt2, load_model, save_checkpoint
     from datalign.tokenizer import load_tokenizer
-    from datalign.tokens import TokenizedSplit, training_chunks
+    from datalign.tokens import TokenizedSplit, mixed_training_chunks
     from datalign.train import train_causal_lm
 
     tokenizer = load_tokenizer(job.tokenizer)
@@ -124,9 +125,11 @@ def run_train_job(job: TrainJob) -> dict[str, Any]:
                            eos_id=tokenizer.eos_token_id, seed=job.seed)
     else:
         model = load_model(str(job.base), dtype=job.base_dtype)
-    split = TokenizedSplit.load(job.tokens, name=job.run_name)
-    chunks = training_chunks(split, job.seq_len, job.token_budget, job.seed)
-    log.info("%s: %d chunks of %d tokens", job.run_name, len(chunks), job.seq_len)
+    files = [job.tokens] if isinstance(job.tokens, str) else list(job.tokens)
+    splits = [TokenizedSplit.load(f, name=f"{Path(f).parent.name}/{Path(f).stem}") for f in files]
+    chunks = mixed_training_chunks(splits, job.seq_len, job.token_budget, job.seed)
+    log.info("%s: %d chunks of %d tokens from %s", job.run_name, len(chunks), job.seq_len,
+             ", ".join(s.name for s in splits))
     train_log = train_causal_lm(
         model, chunks, batch_size=job.batch_size, lr=job.lr, seed=job.seed,
         weight_decay=job.weight_decay, warmup_frac=job.warmup_frac, grad_clip=job.grad_clip,

@@ -193,6 +193,21 @@ def training_chunks(split: TokenizedSplit, seq_len: int, token_budget: int, seed
     return gather_chunks(split, seq_len, order)
 
 
+def mixed_training_chunks(
+    splits: list[TokenizedSplit], seq_len: int, token_budget: int, seed: int
+) -> np.ndarray:
+    """Training chunks drawn equally from ``splits``: ``token_budget // len(splits)`` tokens each.
+
+    One split is :func:`training_chunks` itself; several are concatenated and
+    shuffled together with ``seed``, so no dataset's chunks come as a block.
+    """
+    if len(splits) == 1:
+        return training_chunks(splits[0], seq_len, token_budget, seed)
+    per_split = token_budget // len(splits)
+    chunks = np.concatenate([training_chunks(s, seq_len, per_split, seed) for s in splits])
+    return chunks[np.random.default_rng(seed).permutation(len(chunks))]
+
+
 def evaluation_chunks(split: TokenizedSplit, seq_len: int, eval_tokens: int) -> np.ndarray:
     """The fixed held-out token set: the first ``eval_tokens // seq_len`` packed chunks."""
     available = num_packed_chunks(split, seq_len)
