@@ -2,7 +2,7 @@
 
 For each probe (the default study's trained probe, and a GPT-2-small sized
 probe with random weights, 124M parameters) and every embedded set of the
-default study (``datalign.study.embedding_sets``), it draws the batches the
+default study (``datalign.studies.alignment.plan.embedding_sets``), it draws the batches the
 workflow draws (same sizes and seeds unless sized down) and measures:
 
 - seconds per embedding of each estimator (``embed_batches``'s per-batch times);
@@ -45,13 +45,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from datalign import study  # noqa: E402
-from datalign.coefficients import alignment  # noqa: E402
-from datalign.config import load_config  # noqa: E402
-from datalign.io import provenance, write_json  # noqa: E402
+from datalign.studies.alignment import plan as study  # noqa: E402
+from datalign.task2vec.coefficients import alignment  # noqa: E402
+from datalign.core.config import load_config  # noqa: E402
+from datalign.core.io import provenance, write_json  # noqa: E402
 from datalign.task2vec import Task2VecConfig, embed_batches, embedding_size  # noqa: E402
 from datalign.task2vec.fast import body_autocast, compute_dtype  # noqa: E402
-from datalign.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
+from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,7 +188,7 @@ def first_batch(args: argparse.Namespace, sets: list[study.EmbeddingSet], cfg: T
 
 
 def load_default_probe(results: Path, device: torch.device) -> torch.nn.Module:
-    from datalign.models import load_model
+    from datalign.lm.models import load_model
 
     return load_model(str(results / "probe")).to(device)
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from datalign.cli import main
-from datalign.coefficients import alignment
+from datalign.task2vec.coefficients import alignment
 
 from .conftest import REPO
 

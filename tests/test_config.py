@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from datalign.config import load_config, validate_config
-from datalign.errors import ConfigError
+from datalign.core.config import load_config, validate_config
+from datalign.core.errors import ConfigError
 
 from .conftest import REPO
 

@@ -11,7 +11,7 @@ import pytest
 
 from datalign.data import prepare_dataset, read_documents, read_split
 from datalign.data.hub import parquet_export_url
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 TEMPLATE = "informal: {nl_statement}\nformal: {formal_statement}"
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from datalign.data import prepare_dataset, read_documents
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
 FRACTIONS = {"validation": 0.2, "test": 0.2}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from datalign.data import mixture_components, prepare_dataset, read_documents
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from datalign.data import prepare_dataset, read_documents
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
 

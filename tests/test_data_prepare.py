@@ -8,8 +8,8 @@ import json
 import pytest
 
 from datalign.data import prepare_dataset, read_documents, read_split, validate_spec
-from datalign.errors import ConfigError, DataError
-from datalign.io import read_json
+from datalign.core.errors import ConfigError, DataError
+from datalign.core.io import read_json
 
 SPLITS = ("train", "validation", "test")
 

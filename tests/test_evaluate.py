@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from datalign.errors import DataError, TrainingError
-from datalign.evaluate import evaluate_causal_lm
-from datalign.models import build_gpt2
+from datalign.core.errors import DataError, TrainingError
+from datalign.lm.evaluate import evaluate_causal_lm
+from datalign.lm.models import build_gpt2
 
 torch.set_num_threads(1)
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from datalign.errors import ConfigError, TrainingError
-from datalign.models import build_gpt2, load_model, looks_like_path, save_checkpoint
-from datalign.tokenizer import train_bpe
+from datalign.core.errors import ConfigError, TrainingError
+from datalign.lm.models import build_gpt2, load_model, looks_like_path, save_checkpoint
+from datalign.lm.tokenizer import train_bpe
 
 torch.set_num_threads(1)
 

@@ -16,11 +16,11 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from datalign.errors import ConfigError, TrainingError
-from datalign.launch import TrainJob, launch_command, launch_env, launch_train_job, run_train_job
-from datalign.models import build_gpt2
-from datalign.tokenizer import load_tokenizer, train_bpe
-from datalign.tokens import TokenizedSplit
+from datalign.core.errors import ConfigError, TrainingError
+from datalign.training.launch import TrainJob, launch_command, launch_env, launch_train_job, run_train_job
+from datalign.lm.models import build_gpt2
+from datalign.lm.tokenizer import load_tokenizer, train_bpe
+from datalign.lm.tokens import TokenizedSplit
 
 SEQ = 16
 BATCH = 8  # global batch: 4 per process with 2 processes
@@ -123,7 +123,7 @@ def test_launch_command_and_env():
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
     assert cmd[cmd.index("--num_processes") + 1] == "4"
     assert cmd[cmd.index("--mixed_precision") + 1] == "bf16"
-    assert cmd[-3:] == ["--module", "datalign.launch", "/x/job.json"]
+    assert cmd[-3:] == ["--module", "datalign.training.launch", "/x/job.json"]
     env = launch_env(4, threads=8, on_cpu=True)
     assert env["ACCELERATE_USE_CPU"] == "1" and env["OMP_NUM_THREADS"] == "2"
     assert "ACCELERATE_USE_CPU" not in launch_env(2, threads=1, on_cpu=False)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from datalign.config import load_config, load_yaml
+from datalign.core.config import load_config, load_yaml
 from datalign.data import prepare_dataset, read_split
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 from .fixtures_hub import FIXTURES, fixture_for, hub_splits, local_spec, write_rows
 from .workflow_helpers import REPO, SNAKEFILE, workflow_env

@@ -8,8 +8,8 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from datalign.errors import DataError
-from datalign.plots import (
+from datalign.core.errors import DataError
+from datalign.plotting.charts import (
     DPI,
     _moving_average,
     alignment_heatmap,
@@ -17,7 +17,7 @@ from datalign.plots import (
     correlation_scatter,
     loss_curves,
 )
-from datalign.stats import correlation_stats
+from datalign.stats.correlation import correlation_stats
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -191,7 +191,7 @@ def test_labels_of_clustered_points_do_not_overlap() -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from datalign.plots import _overlap, _place_labels
+    from datalign.plotting.charts import _overlap, _place_labels
 
     fig = Figure(figsize=(6.4, 4.8), dpi=DPI)
     canvas = FigureCanvasAgg(fig)

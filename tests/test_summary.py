@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from datalign.summary import mixture_interventions, summary_markdown
+from datalign.studies.alignment.summary import mixture_interventions, summary_markdown
 
 
 def _pairs(values: dict[str, float]) -> pd.DataFrame:

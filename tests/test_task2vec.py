@@ -14,7 +14,7 @@ import yaml
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from datalign.errors import ConfigError, DataError  # noqa: E402
+from datalign.core.errors import ConfigError, DataError  # noqa: E402
 from datalign.task2vec import (  # noqa: E402
     BatchFisher,
     Task2VecConfig,
@@ -28,7 +28,7 @@ from datalign.task2vec import (  # noqa: E402
 from datalign.task2vec import registry as registry_module  # noqa: E402
 from datalign.task2vec.lm import sub_seed  # noqa: E402
 from datalign.task2vec.paper import finetune_head  # noqa: E402
-from datalign.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
+from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

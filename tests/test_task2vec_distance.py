@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from datalign.errors import DataError
+from datalign.core.errors import DataError
 from datalign.task2vec import cosine, normalized_cosine, pairwise_distances
 
 

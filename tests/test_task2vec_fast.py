@@ -20,8 +20,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from datalign.coefficients import alignment  # noqa: E402
-from datalign.errors import ConfigError, DataError  # noqa: E402
+from datalign.task2vec.coefficients import alignment  # noqa: E402
+from datalign.core.errors import ConfigError, DataError  # noqa: E402
 from datalign.task2vec import (  # noqa: E402
     Task2VecConfig,
     embed_batches,
@@ -41,7 +41,7 @@ from datalign.task2vec.fast import (  # noqa: E402
 )
 from datalign.task2vec.lm import minibatch_slices, sub_seed  # noqa: E402
 from datalign.task2vec.paper import finetune_head  # noqa: E402
-from datalign.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
+from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
 
 torch.set_num_threads(1)
 VOCAB = 64

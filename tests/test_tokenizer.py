@@ -12,8 +12,8 @@ import pytest
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from datalign.errors import ConfigError
-from datalign.tokenizer import EOS_TOKEN, load_tokenizer, tokenize_texts, train_bpe
+from datalign.core.errors import ConfigError
+from datalign.lm.tokenizer import EOS_TOKEN, load_tokenizer, tokenize_texts, train_bpe
 
 CORPUS = [
     "The quick brown fox jumps over the lazy dog. The dog sleeps.",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datalign.errors import DataError
-from datalign.tokens import (
+from datalign.core.errors import DataError
+from datalign.lm.tokens import (
     TokenizedSplit,
     evaluation_chunks,
     gather_chunks,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from datalign.errors import ConfigError, DataError, TrainingError
-from datalign.evaluate import evaluate_causal_lm
-from datalign.models import build_gpt2
-from datalign.train import TrainLog, lr_at, train_causal_lm
+from datalign.core.errors import ConfigError, DataError, TrainingError
+from datalign.lm.evaluate import evaluate_causal_lm
+from datalign.lm.models import build_gpt2
+from datalign.training.causal_lm import TrainLog, lr_at, train_causal_lm
 
 torch.set_num_threads(1)
 

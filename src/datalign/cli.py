@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datalign.errors import DatalignError
+from datalign.core.errors import DatalignError
 
 
 def _load_embeddings(path: str) -> np.ndarray:
@@ -31,15 +31,15 @@ def _load_embeddings(path: str) -> np.ndarray:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from datalign.config import load_config
+    from datalign.core.config import load_config
 
     cfg = load_config(args.config)
     print(f"{args.config}: valid ({len(cfg['datasets'])} datasets, settings: {', '.join(cfg['experiments'])})")
 
 
 def _plan(args: argparse.Namespace) -> None:
-    from datalign import study
-    from datalign.config import load_config
+    from datalign.studies.alignment import plan as study
+    from datalign.core.config import load_config
 
     cfg = load_config(args.config)
     print("datasets prepared:", ", ".join(study.datasets_used(cfg)))
@@ -51,7 +51,7 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _coefficient(args: argparse.Namespace) -> None:
-    from datalign.coefficients import alignment, diversity
+    from datalign.task2vec.coefficients import alignment, diversity
 
     common = dict(kind=args.distance, bootstrap=args.bootstrap, confidence=args.confidence, seed=args.seed)
     if args.command == "align":

@@ -1,5 +1,5 @@
 # Shared helpers: config validation, paths, resources. Everything that decides
-# *what* the study computes lives in datalign.study.
+# *what* the study computes lives in datalign.studies.alignment.plan.
 
 import copy
 import os
@@ -17,9 +17,9 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join([str(REPO / "src"), *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))])
 )
 
-from datalign import study
-from datalign.config import validate_config
-from datalign.errors import ConfigError
+from datalign.studies.alignment import plan as study
+from datalign.core.config import validate_config
+from datalign.core.errors import ConfigError
 
 # A study file given with --configfile is the whole study: Snakemake would merge it
 # over config/config.yaml (the Snakefile's configfile), so a study that leaves a

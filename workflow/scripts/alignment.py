@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datalign.coefficients import alignment_matrix, diversity
-from datalign.io import atomic_path
-from datalign.plots import alignment_heatmap, coefficient_bars
-from datalign.runner import run_step
+from datalign.task2vec.coefficients import alignment_matrix, diversity
+from datalign.core.io import atomic_path
+from datalign.plotting.charts import alignment_heatmap, coefficient_bars
+from datalign.core.runner import run_step
 
 
 def _write_csv(df: pd.DataFrame, path: str) -> None:

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from datalign.io import atomic_path, read_json, write_json
-from datalign.plots import correlation_scatter
-from datalign.runner import run_step
-from datalign.stats import correlation_stats
+from datalign.core.io import atomic_path, read_json, write_json
+from datalign.plotting.charts import correlation_scatter
+from datalign.core.runner import run_step
+from datalign.stats.correlation import correlation_stats
 
 
 def main(smk):

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from datalign.evaluate import evaluate_causal_lm
-from datalign.io import provenance, write_json
-from datalign.launch import inference_device
-from datalign.models import load_model
-from datalign.runner import run_step
-from datalign.tokens import TokenizedSplit, evaluation_chunks
+from datalign.lm.evaluate import evaluate_causal_lm
+from datalign.core.io import provenance, write_json
+from datalign.training.launch import inference_device
+from datalign.lm.models import load_model
+from datalign.core.runner import run_step
+from datalign.lm.tokens import TokenizedSplit, evaluation_chunks
 
 
 def main(smk):

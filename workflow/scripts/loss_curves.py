@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datalign.io import read_json
-from datalign.plots import loss_curves
-from datalign.runner import run_step
+from datalign.core.io import read_json
+from datalign.plotting.charts import loss_curves
+from datalign.core.runner import run_step
 
 
 def main(smk):

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from datalign.data import prepare_dataset
-from datalign.runner import run_step
+from datalign.core.runner import run_step
 
 
 def main(smk):

@@ -2,16 +2,16 @@
 
 The pre-training mixes the ``probe.pretrain.datasets`` train splits equally by
 tokens and runs like any training job (``num_processes`` included, see
-datalign.launch).
+datalign.training.launch).
 """
 
 from pathlib import Path
 
-from datalign.io import provenance
-from datalign.launch import TrainJob, launch_train_job
-from datalign.models import load_model, save_checkpoint
-from datalign.runner import run_step
-from datalign.tokenizer import load_tokenizer
+from datalign.core.io import provenance
+from datalign.training.launch import TrainJob, launch_train_job
+from datalign.lm.models import load_model, save_checkpoint
+from datalign.core.runner import run_step
+from datalign.lm.tokenizer import load_tokenizer
 
 
 def main(smk):

@@ -6,8 +6,8 @@ it depends on changes, whichever config file or schema default that value came f
 
 import yaml
 
-from datalign.io import write_text
-from datalign.runner import run_step
+from datalign.core.io import write_text
+from datalign.core.runner import run_step
 
 
 def main(smk):

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from datalign import study
-from datalign.io import provenance, read_json, write_json, write_text
-from datalign.runner import run_step
-from datalign.summary import mixture_interventions, summary_markdown
+from datalign.studies.alignment import plan as study
+from datalign.core.io import provenance, read_json, write_json, write_text
+from datalign.core.runner import run_step
+from datalign.studies.alignment.summary import mixture_interventions, summary_markdown
 
 
 def main(smk):

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import numpy as np
 
-from datalign.io import atomic_path, provenance, write_json
-from datalign.launch import inference_device
-from datalign.models import load_model
-from datalign.runner import run_step
+from datalign.core.io import atomic_path, provenance, write_json
+from datalign.training.launch import inference_device
+from datalign.lm.models import load_model
+from datalign.core.runner import run_step
 from datalign.task2vec import Task2VecConfig, embed_batches
-from datalign.tokens import TokenizedSplit, sample_segment_batches
+from datalign.lm.tokens import TokenizedSplit, sample_segment_batches
 
 
 def main(smk):

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from datalign.data import read_split
-from datalign.io import atomic_path, read_json, write_json
-from datalign.runner import run_step
-from datalign.tokenizer import load_tokenizer, tokenize_texts
+from datalign.core.io import atomic_path, read_json, write_json
+from datalign.core.runner import run_step
+from datalign.lm.tokenizer import load_tokenizer, tokenize_texts
 
 
 def main(smk):

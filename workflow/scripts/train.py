@@ -1,15 +1,15 @@
 """Train one model of a setting: from scratch (pretrain) or from the base (finetune).
 
 With ``num_processes > 1`` the run goes through ``accelerate launch`` (one
-process per GPU, or gloo processes on the CPU); see datalign.launch.
+process per GPU, or gloo processes on the CPU); see datalign.training.launch.
 """
 
 import logging
 from pathlib import Path
 
-from datalign.io import provenance
-from datalign.launch import TrainJob, launch_train_job
-from datalign.runner import run_step
+from datalign.core.io import provenance
+from datalign.training.launch import TrainJob, launch_train_job
+from datalign.core.runner import run_step
 
 log = logging.getLogger("datalign")
 

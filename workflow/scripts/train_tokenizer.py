@@ -4,8 +4,8 @@ import logging
 from pathlib import Path
 
 from datalign.data import read_split
-from datalign.runner import run_step
-from datalign.tokenizer import load_tokenizer, train_bpe
+from datalign.core.runner import run_step
+from datalign.lm.tokenizer import load_tokenizer, train_bpe
 
 log = logging.getLogger("datalign")
 
@@ -14,7 +14,7 @@ def main(smk):
     cfg = smk.params.tokenizer
     out_dir = Path(smk.output.tokenizer).parent
     if cfg["kind"] == "hub":
-        from datalign.io import atomic_path
+        from datalign.core.io import atomic_path
 
         tok = load_tokenizer(cfg["name"])
         with atomic_path(out_dir, is_dir=True) as tmp:

@@ -34,7 +34,7 @@ from datalign.data.records import (
     template_fields,
 )
 from datalign.data.split import SPLITS
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from datalign.data.records import Document, Loaded, decode_text, render_rows
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from datalign.data.records import Document, read_documents_file
 from datalign.data.split import SPLITS, seed_from, seeded_order
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 SHARE_TOLERANCE = 1e-6
 

@@ -32,8 +32,8 @@ from datalign.data.split import (
     split_by_group,
 )
 from datalign.data.stdlib import PAIR_LIMITS, check_stdlib_spec, load_stdlib
-from datalign.errors import ConfigError, DataError
-from datalign.io import Timer, atomic_path, provenance, read_json, write_json
+from datalign.core.errors import ConfigError, DataError
+from datalign.core.io import Timer, atomic_path, provenance, read_json, write_json
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from datalign.data.records import Document, Loaded, template_fields
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

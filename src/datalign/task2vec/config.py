@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from datalign.errors import ConfigError
+from datalign.core.errors import ConfigError
 
 PARAMETER_SETS = ("all_but_head", "last_k_blocks")
 DISTANCE_KINDS = ("normalized_cosine", "cosine")
@@ -20,7 +20,7 @@ class Task2VecConfig:
     """How Task2Vec embeddings are computed (see PAPERS.md part 1).
 
     ``batch_size``, ``seq_len`` and ``num_batches`` say how the caller draws
-    batches (``datalign.tokens.sample_segment_batches``); the rest say what is
+    batches (``datalign.lm.tokens.sample_segment_batches``); the rest say what is
     done with each batch. Defaults are the paper's values where it has one.
     The ``fast_*`` keys tune the ``fast`` estimator only: how it fits the head
     (``frozen`` gradients or ``exact``), the body's precision (``auto``:

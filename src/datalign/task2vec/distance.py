@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datalign.errors import DataError
+from datalign.core.errors import DataError
 from datalign.task2vec.config import DISTANCE_KINDS
 
 EPS = 1e-8

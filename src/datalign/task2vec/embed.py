@@ -13,13 +13,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from datalign.errors import ConfigError, DataError, TrainingError
-from datalign.io import atomic_path
+from datalign.core.errors import ConfigError, DataError, TrainingError
+from datalign.core.io import atomic_path
 from datalign.task2vec.config import Task2VecConfig
 from datalign.task2vec.lm import batch_seed, model_device
 from datalign.task2vec.parameters import embedding_parameters, reduce_fisher
 from datalign.task2vec.registry import get_estimator
-from datalign.tokens import SequenceBatch
+from datalign.lm.tokens import SequenceBatch
 
 
 @dataclass
@@ -93,7 +93,7 @@ def embed_batches(
     same inputs and seed give the same embeddings (on the same device; CUDA
     scatter-adds are not bit-reproducible). ``model`` is left unchanged.
     The batches should be distinct (the caller's job, see
-    ``datalign.tokens.sample_segment_batches``).
+    ``datalign.lm.tokens.sample_segment_batches``).
     """
     if not batches:
         raise DataError("Task2Vec: no batches to embed")

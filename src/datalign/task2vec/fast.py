@@ -107,7 +107,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from datalign.errors import ConfigError, DataError, TrainingError
+from datalign.core.errors import ConfigError, DataError, TrainingError
 from datalign.task2vec.config import FAST_PRECISIONS as PRECISIONS
 from datalign.task2vec.lm import minibatch_slices, model_device, sub_seed
 from datalign.task2vec.parameters import embedding_parameters, head_module
@@ -115,7 +115,7 @@ from datalign.task2vec.registry import BatchFisher, register_estimator
 
 if TYPE_CHECKING:
     from datalign.task2vec.config import Task2VecConfig
-    from datalign.tokens import SequenceBatch
+    from datalign.lm.tokens import SequenceBatch
 
 # Bytes of frozen head gradients (mini-batches x vocabulary x width, float32)
 # held at once; above it the vocabulary is fitted in row blocks (one extra

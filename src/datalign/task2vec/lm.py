@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from datalign.errors import DataError, TrainingError
+from datalign.core.errors import DataError, TrainingError
 
 
 def model_device(model: nn.Module) -> torch.device:

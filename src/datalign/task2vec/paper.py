@@ -28,9 +28,9 @@ Defects of the authors' code fixed here:
   from the previous batch's fine-tuned head;
 - **distinct batches**: their batches were all drawn with the same shuffle
   seed, i.e. the same batch N times. Drawing distinct batches is the caller's
-  job (``datalign.tokens.sample_segment_batches`` deals disjoint segments);
+  job (``datalign.lm.tokens.sample_segment_batches`` deals disjoint segments);
 - **"95% CI"**: what they reported as a 95% confidence interval was the
-  standard deviation of the pairwise distances; ``datalign.coefficients``
+  standard deviation of the pairwise distances; ``datalign.task2vec.coefficients``
   reports both, and a real bootstrap interval.
 
 Kept as the authors had it, on purpose: GPT-2 ties ``lm_head`` to the input
@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from datalign.errors import DataError, TrainingError
+from datalign.core.errors import DataError, TrainingError
 from datalign.task2vec.lm import (
     forward_logits,
     minibatch_slices,
@@ -66,7 +66,7 @@ from datalign.task2vec.registry import BatchFisher, register_estimator
 
 if TYPE_CHECKING:
     from datalign.task2vec.config import Task2VecConfig
-    from datalign.tokens import SequenceBatch
+    from datalign.lm.tokens import SequenceBatch
 
 
 def finetune_head(

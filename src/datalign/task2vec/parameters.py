@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from datalign.errors import ConfigError
+from datalign.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from datalign.task2vec.config import Task2VecConfig

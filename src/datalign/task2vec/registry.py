@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from datalign.errors import ConfigError
+from datalign.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
     from datalign.task2vec.config import Task2VecConfig
-    from datalign.tokens import SequenceBatch
+    from datalign.lm.tokens import SequenceBatch
 
 
 @dataclass

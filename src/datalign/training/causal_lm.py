@@ -1,7 +1,7 @@
 """Training a causal language model on a fixed list of token chunks, with ``accelerate``.
 
 One pass over the chunks, in the order given (the caller chose them for its
-token budget with :func:`datalign.tokens.training_chunks`), next-token
+token budget with :func:`datalign.lm.tokens.training_chunks`), next-token
 cross-entropy, AdamW, linear warmup then cosine decay. The same code runs on
 CPU, one GPU, or N processes started by ``accelerate launch``.
 
@@ -36,8 +36,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from datalign.errors import ConfigError, DataError, TrainingError
-from datalign.evaluate import next_token_losses
+from datalign.core.errors import ConfigError, DataError, TrainingError
+from datalign.lm.evaluate import next_token_losses
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from datalign.errors import DataError, TrainingError
+from datalign.core.errors import DataError, TrainingError
 
 
 def next_token_losses(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

@@ -21,9 +21,9 @@ from matplotlib.offsetbox import AnchoredText
 from matplotlib.ticker import EngFormatter, LogFormatter
 from numpy.typing import ArrayLike
 
-from datalign.errors import DataError
-from datalign.io import atomic_path
-from datalign.stats import regression_band
+from datalign.core.errors import DataError
+from datalign.core.io import atomic_path
+from datalign.stats.correlation import regression_band
 
 DPI = 150
 
@@ -231,7 +231,7 @@ def correlation_scatter(
 ) -> Path:
     """Scatter of y against x with the least-squares line, its confidence band and the statistics.
 
-    ``stats`` is the dict of ``datalign.stats.correlation_stats`` for (x, y); its
+    ``stats`` is the dict of ``datalign.stats.correlation.correlation_stats`` for (x, y); its
     ``confidence`` sets the band level. ``xerr`` gives horizontal error bars as
     matplotlib does: shape (n,) for symmetric half-widths or (2, n) for
     (x - low, high - x), e.g. from an alignment CI. ``groups`` colours points by

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from datalign.errors import DatalignError
+from datalign.core.errors import DatalignError
 
 log = logging.getLogger("datalign")
 

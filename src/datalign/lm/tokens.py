@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datalign.errors import DataError
+from datalign.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from datalign.errors import DataError
+from datalign.core.errors import DataError
 from datalign.task2vec.distance import pairwise_distances
 
 _CHUNK = 64  # bootstrap resamples evaluated at once (bounds memory to CHUNK * n^2 numbers)

@@ -6,10 +6,10 @@ checkpoint goes) as plain JSON-able values, so that the very same job can be
 run here (:func:`run_train_job`) or handed to ``N`` worker processes::
 
     python -m accelerate.commands.launch --multi_gpu --num_processes N \\
-        --module datalign.launch JOB.json
+        --module datalign.training.launch JOB.json
 
 Every process builds the same model from the same seed and computes the same
-chunks; :func:`datalign.train.train_causal_lm` splits each global batch
+chunks; :func:`datalign.training.causal_lm.train_causal_lm` splits each global batch
 across the processes and averages their gradients, so 1 and N processes solve
 the same optimisation problem. Only the main process writes the checkpoint.
 
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from datalign.errors import ConfigError, TrainingError
+from datalign.core.errors import ConfigError, TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,10 @@ class TrainJob:
 
     Exactly one of ``base`` (a checkpoint directory or hub name to fine-tune)
     and ``architecture`` (a from-scratch GPT-2, see
-    :func:`datalign.models.gpt2_config`) is set. ``tokens`` is a tokenized
+    :func:`datalign.lm.models.gpt2_config`) is set. ``tokens`` is a tokenized
     split (``.npz``), or a list of them mixed equally, whose chunks of
     ``seq_len`` tokens are drawn for ``token_budget`` tokens with ``seed``
-    (:func:`datalign.tokens.mixed_training_chunks`); ``out_dir`` receives the checkpoint
+    (:func:`datalign.lm.tokens.mixed_training_chunks`); ``out_dir`` receives the checkpoint
     with ``train_log.json`` (the training log plus ``record``).
     ``base_dtype`` (e.g. ``"bfloat16"``) casts a base's weights on load, for
     bases too large to train in float32.
@@ -108,16 +108,16 @@ def run_train_job(job: TrainJob) -> dict[str, Any]:
     """Train one model as ``job`` says and return its training record.
 
     Builds the model (fresh GPT-2 from ``architecture`` with ``seed``, or
-    ``base`` loaded), takes :func:`datalign.tokens.training_chunks` of the
-    tokenized split, runs :func:`datalign.train.train_causal_lm`, and, on the
+    ``base`` loaded), takes :func:`datalign.lm.tokens.training_chunks` of the
+    tokenized split, runs :func:`datalign.training.causal_lm.train_causal_lm`, and, on the
     main process only, saves the checkpoint with ``train_log.json`` =
     the training log's JSON plus ``job.record``. Called by every process of a
     multi-process launch; the record returned is the same on all of them.
     """
-    from datalign.models import build_gpt2, load_model, save_checkpoint
-    from datalign.tokenizer import load_tokenizer
-    from datalign.tokens import TokenizedSplit, mixed_training_chunks
-    from datalign.train import train_causal_lm
+    from datalign.lm.models import build_gpt2, load_model, save_checkpoint
+    from datalign.lm.tokenizer import load_tokenizer
+    from datalign.lm.tokens import TokenizedSplit, mixed_training_chunks
+    from datalign.training.causal_lm import train_causal_lm
 
     tokenizer = load_tokenizer(job.tokenizer)
     if job.architecture is not None:
@@ -177,7 +177,7 @@ def launch_command(
         "--mixed_precision", mixed_precision,
         "--dynamo_backend", "no",
         "--main_process_port", "0",
-        "--module", "datalign.launch", str(job_file),
+        "--module", "datalign.training.launch", str(job_file),
     ]
 
 
@@ -187,11 +187,11 @@ def launch_env(num_processes: int, threads: int, on_cpu: bool) -> dict[str, str]
     ``ACCELERATE_USE_CPU`` picks CPU + gloo; each process gets
     ``max(1, threads // num_processes)`` intra-op threads so that N processes
     use the job's ``threads`` cores, not N times as many; the library's
-    ``src`` directory goes on ``PYTHONPATH`` so ``-m datalign.launch`` resolves
+    ``src`` directory goes on ``PYTHONPATH`` so ``-m datalign.training.launch`` resolves
     to this checkout.
     """
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     env["OMP_NUM_THREADS"] = str(max(1, threads // num_processes))
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -267,13 +267,13 @@ def launch_train_job(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Worker entry point: ``python -m datalign.launch JOB.json`` runs one process's share."""
-    from datalign.errors import DatalignError
-    from datalign.runner import configure_logging
+    """Worker entry point: ``python -m datalign.training.launch JOB.json`` runs one process's share."""
+    from datalign.core.errors import DatalignError
+    from datalign.core.runner import configure_logging
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m datalign.launch JOB.json", file=sys.stderr)
+        print("usage: python -m datalign.training.launch JOB.json", file=sys.stderr)
         return 2
     configure_logging(None)
     rank = int(os.environ.get("RANK", "0"))

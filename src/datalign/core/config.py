@@ -17,9 +17,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from datalign.errors import ConfigError
+from datalign.core.errors import ConfigError
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from datalign.errors import ConfigError, TrainingError
-from datalign.io import atomic_path, write_json
+from datalign.core.errors import ConfigError, TrainingError
+from datalign.core.io import atomic_path, write_json
 
 _REQUIRED_KEYS = ("n_layer", "n_embd", "n_head", "n_positions")
 _DROPOUT_KEYS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _sps
 
-from datalign.errors import ConfigError, DataError
+from datalign.core.errors import ConfigError, DataError
 
 # Bootstrap resamples are processed in chunks so that a large n never
 # materialises a (bootstrap x n) index matrix bigger than this many entries.

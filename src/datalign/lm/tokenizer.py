@@ -17,10 +17,10 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from datalign.errors import ConfigError
-from datalign.io import atomic_path
-from datalign.models import looks_like_path
-from datalign.tokens import TokenizedSplit
+from datalign.core.errors import ConfigError
+from datalign.core.io import atomic_path
+from datalign.lm.models import looks_like_path
+from datalign.lm.tokens import TokenizedSplit
 
 EOS_TOKEN = "<|endoftext|>"
 # 256 byte symbols plus the special token: a byte-level BPE cannot be smaller.

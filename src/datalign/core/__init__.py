@@ -1,0 +1,1 @@
+"""Shared machinery of every study: errors, atomic artifact I/O, the job runner, config validation."""

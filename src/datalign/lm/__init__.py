@@ -1,0 +1,1 @@
+"""Language-model layer shared by the studies: tokenizer, token views, models, evaluation."""

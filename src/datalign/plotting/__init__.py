@@ -1,0 +1,1 @@
+"""Figures shared by the studies (matplotlib, Agg canvas, atomic writes)."""

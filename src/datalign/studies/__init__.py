@@ -1,0 +1,1 @@
+"""One package per study. Nothing outside ``datalign.studies`` imports from it."""
