@@ -45,15 +45,26 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from datalign.studies.alignment import plan as study  # noqa: E402
-from datalign.task2vec.coefficients import alignment  # noqa: E402
-from datalign.core.config import load_config  # noqa: E402
 from datalign.core.io import provenance, write_json  # noqa: E402
-from datalign.task2vec import Task2VecConfig, embed_batches, embedding_size  # noqa: E402
-from datalign.task2vec.fast import body_autocast, compute_dtype  # noqa: E402
 from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
+from datalign.studies import load_config  # noqa: E402
+from datalign.studies.alignment import plan as study  # noqa: E402
+from datalign.task2vec import Task2VecConfig, embed_batches, embedding_size  # noqa: E402
+from datalign.task2vec.coefficients import alignment  # noqa: E402
+from datalign.task2vec.fast import body_autocast, compute_dtype  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def precision(cfg: Task2VecConfig) -> str:
+    """The ``fast`` estimator's ``precision`` option in ``cfg`` (``task2vec.fast.precision``)."""
+    return cfg.options_for("fast").precision
+
+
+def with_fast(cfg: Task2VecConfig, **options: Any) -> Task2VecConfig:
+    """``cfg`` with the ``fast`` estimator chosen and some of its options changed."""
+    merged = {**cfg.options_for("fast").to_dict(), **options}
+    return dataclasses.replace(cfg, estimator="fast", options={**cfg.options, "fast": merged})
 
 
 # ---------------------------------------------------------------- measuring
@@ -144,7 +155,7 @@ def measure_memory(
 ) -> dict[str, float | None]:
     """Peak memory growth (MiB) of one floor pass and one embedding per variant, on ``batch``."""
     out: dict[str, float | None] = {}
-    dtype = compute_dtype(device, variants[1].cfg.fast_precision)
+    dtype = compute_dtype(device, precision(variants[1].cfg))
     floor_pass(model, batch, body_autocast(device, dtype))  # warm-up: one-time allocations are not counted
     with PeakMemory(device) as mem:
         floor_pass(model, batch, body_autocast(device, dtype))
@@ -165,7 +176,7 @@ def memory_usage(args: argparse.Namespace, probe: str, build: Any, device: torch
     tensors; timings are not taken there (that setting slows small allocations).
     """
     if device.type == "cuda":
-        model, cfg, variants, sets, pad = build(probe)
+        model, cfg, variants, sets, pad, _ = build(probe)
         return measure_memory(model, first_batch(args, sets, cfg, pad), variants, device)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     cmd = [sys.executable, str(Path(__file__).resolve()), *(args.argv or []), "--memory-child", probe]
@@ -233,15 +244,19 @@ def run_probe(
     device: torch.device,
     log: Any,
     memory: dict[str, float | None],
+    num_batches: int,
 ) -> dict[str, Any]:
-    """Embed every set with every variant on the same batches: timings and agreement.
+    """Embed every set with every variant on ``num_batches`` batches each: timings and agreement.
+
+    The batch count is the benchmark's own (it may be 1, which a study's
+    ``task2vec.num_batches`` may not), not ``base.num_batches``.
 
     ``memory`` (MiB per run label and ``floor``) is measured separately, see
     :func:`memory_usage`, and only copied into the result.
     """
     cfg = base
-    floor_dtypes = {compute_dtype(device, v.cfg.fast_precision) for v in variants if v.cfg.estimator == "fast"}
-    floor_dtypes.add(compute_dtype(device, base.fast_precision))
+    floor_dtypes = {compute_dtype(device, precision(v.cfg)) for v in variants if v.cfg.estimator == "fast"}
+    floor_dtypes.add(compute_dtype(device, precision(base)))
     seconds: dict[str, list[float]] = {v.label: [] for v in variants}
     floors: dict[str, list[float]] = {str(d).removeprefix("torch."): [] for d in floor_dtypes}
     embeddings: dict[str, dict[str, np.ndarray]] = {v.label: {} for v in variants}
@@ -249,7 +264,7 @@ def run_probe(
     for es in sets:
         split = TokenizedSplit.load(results / "tokens" / es.dataset / f"{es.split}.npz", name=es.label)
         seed = study.derived_seed(config, "task2vec", es.dataset, es.split)
-        batches = sample_segment_batches(split, cfg.num_batches, cfg.batch_size, cfg.seq_len, seed=seed, pad_id=pad_id)
+        batches = sample_segment_batches(split, num_batches, cfg.batch_size, cfg.seq_len, seed=seed, pad_id=pad_id)
         tokens_per_batch += [b.num_tokens for b in batches]
         for batch in batches:
             for dtype in floor_dtypes:
@@ -260,7 +275,7 @@ def run_probe(
             seconds[v.label] += res.seconds_per_batch
             embeddings[v.label][es.label] = res.embeddings
         log(f"  [{name}] {es.label}: " + ", ".join(
-            f"{v.label} {np.mean(seconds[v.label][-cfg.num_batches:]):.3f}s" for v in variants))
+            f"{v.label} {np.mean(seconds[v.label][-num_batches:]):.3f}s" for v in variants))
 
     labels = [es.label for es in sets]
     kind = cfg.distance
@@ -277,9 +292,9 @@ def run_probe(
             "speedup": paper_s / mean_s,
         }
         if v.cfg.estimator == "fast":
-            fdt = str(compute_dtype(device, v.cfg.fast_precision)).removeprefix("torch.")
+            fdt = str(compute_dtype(device, precision(v.cfg))).removeprefix("torch.")
             entry.update({
-                "fast_head_fit": v.cfg.fast_head_fit,
+                "head_fit": v.cfg.options_for("fast").head_fit,
                 "precision": fdt,
                 "floor_ratio": mean_s / float(np.mean(floors[fdt])),
             })
@@ -290,7 +305,7 @@ def run_probe(
             entry["max_abs_alignment_difference"] = float(np.max(np.abs(aligns["paper"] - aligns[v.label])))
         out_variants[v.label] = entry
     main = out_variants["fast"]
-    base_dtype = str(compute_dtype(device, base.fast_precision)).removeprefix("torch.")
+    base_dtype = str(compute_dtype(device, precision(base))).removeprefix("torch.")
     return {
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "embedding_size": embedding_size(model, cfg),
@@ -299,7 +314,7 @@ def run_probe(
         "seq_len": cfg.seq_len,
         "head_minibatch": cfg.head_minibatch,
         "head_epochs": cfg.head_epochs,
-        "num_batches_per_set": cfg.num_batches,
+        "num_batches_per_set": num_batches,
         "mean_tokens_per_batch": float(np.mean(tokens_per_batch)),
         "sets": labels,
         "n_pairs": len(aligns["paper"]),
@@ -332,8 +347,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--num-batches", type=int, default=None, help="batches per set, default probe (config's num_batches)")
     p.add_argument("--variants", default="exact,bfloat16,reseed",
-                   help="extra runs on the default probe: exact (fast_head_fit: exact), bfloat16 "
-                        "(fast_precision: bfloat16), reseed (paper again with another seed: the noise ceiling)")
+                   help="extra runs on the default probe: exact (fast: {head_fit: exact}), bfloat16 "
+                        "(fast: {precision: bfloat16}), reseed (paper again with another seed: the noise ceiling)")
     p.add_argument("--gpt2-batch-size", type=int, default=None, help="sequences per batch on the 124M probe (default: 16 on CPU, the config's on GPU)")
     p.add_argument("--gpt2-seq-len", type=int, default=None, help="tokens per sequence on the 124M probe (default: 16 on CPU, the config's on GPU)")
     p.add_argument("--gpt2-num-batches", type=int, default=None, help="batches per set on the 124M probe (default: 1 on CPU, 2 on GPU)")
@@ -349,14 +364,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_variants(base: Task2VecConfig, extra: str) -> list[Variant]:
     variants = [Variant("paper", dataclasses.replace(base, estimator="paper")),
-                Variant("fast", dataclasses.replace(base, estimator="fast"))]
+                Variant("fast", with_fast(base))]
     for name in [x for x in extra.split(",") if x]:
         if name == "exact":
-            variants.append(Variant("fast_exact", dataclasses.replace(base, estimator="fast", fast_head_fit="exact")))
+            variants.append(Variant("fast_exact", with_fast(base, head_fit="exact")))
         elif name == "bfloat16":
-            variants.append(Variant("fast_bfloat16", dataclasses.replace(base, estimator="fast", fast_precision="bfloat16")))
+            variants.append(Variant("fast_bfloat16", with_fast(base, precision="bfloat16")))
         elif name == "float32":
-            variants.append(Variant("fast_float32", dataclasses.replace(base, estimator="fast", fast_precision="float32")))
+            variants.append(Variant("fast_float32", with_fast(base, precision="float32")))
         elif name == "reseed":
             variants.append(Variant("paper_reseeded", dataclasses.replace(base, estimator="paper"), seed_offset=7919))
         else:
@@ -412,18 +427,17 @@ def main(argv: list[str] | None = None) -> int:
     on_gpu = device.type == "cuda"
     config = load_config(args.config)
     base = Task2VecConfig.from_dict(config["task2vec"])
-    if args.num_batches:
-        base = dataclasses.replace(base, num_batches=args.num_batches)
     sets = study.embedding_sets(config)
     started = time.perf_counter()
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    def build(probe: str) -> tuple[torch.nn.Module, Task2VecConfig, list[Variant], list[study.EmbeddingSet], int]:
+    def build(probe: str) -> tuple[torch.nn.Module, Task2VecConfig, list[Variant], list[study.EmbeddingSet], int, int]:
         if probe == "default":
             model = load_default_probe(args.results, device)
             cfg = base
+            num_batches = args.num_batches or base.num_batches
             variants = make_variants(cfg, args.variants)
             probe_sets = sets
         elif probe == "gpt2":
@@ -432,30 +446,30 @@ def main(argv: list[str] | None = None) -> int:
                 base,
                 batch_size=args.gpt2_batch_size or (base.batch_size if on_gpu else 16),
                 seq_len=args.gpt2_seq_len or (base.seq_len if on_gpu else 16),
-                num_batches=args.gpt2_num_batches or (2 if on_gpu else 1),
             )
+            num_batches = args.gpt2_num_batches or (2 if on_gpu else 1)
             variants = make_variants(cfg, args.gpt2_variants)
             probe_sets = sets[: args.gpt2_sets] if args.gpt2_sets else sets
         else:
             raise SystemExit(f"unknown probe '{probe}' (known: default, gpt2)")
         pad = model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id
-        return model, cfg, variants, probe_sets, int(pad)
+        return model, cfg, variants, probe_sets, int(pad), num_batches
 
     if args.memory_child:
-        model, cfg, variants, probe_sets, pad = build(args.memory_child)
+        model, cfg, variants, probe_sets, pad, _ = build(args.memory_child)
         print(json.dumps(measure_memory(model, first_batch(args, probe_sets, cfg, pad), variants, device)))
         return 0
 
     report: dict[str, Any] = {"machine": machine(device), "probes": {}}
     for probe in [x for x in args.probes.split(",") if x]:
         memory = memory_usage(args, probe, build, device) if args.memory else {}
-        model, cfg, variants, probe_sets, pad = build(probe)
+        model, cfg, variants, probe_sets, pad, num_batches = build(probe)
         log(f"probe {probe}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
-            f"{len(probe_sets)} sets x {cfg.num_batches} batches of {cfg.batch_size} x {cfg.seq_len}, "
+            f"{len(probe_sets)} sets x {num_batches} batches of {cfg.batch_size} x {cfg.seq_len}, "
             f"runs: {', '.join(v.label for v in variants)}; peak memory (MiB): "
             + ", ".join(f"{k} {v:.0f}" for k, v in memory.items() if v is not None))
         report["probes"][probe] = run_probe(
-            probe, model, probe_sets, args.results, config, cfg, variants, pad, device, log, memory)
+            probe, model, probe_sets, args.results, config, cfg, variants, pad, device, log, memory, num_batches)
         del model
     report["seconds_total"] = time.perf_counter() - started
     report["provenance"] = provenance(

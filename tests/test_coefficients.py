@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datalign.task2vec.coefficients import alignment, alignment_matrix, cross_diversity, diversity
 from datalign.core.errors import DataError
+from datalign.task2vec.coefficients import alignment, alignment_matrix, cross_diversity, diversity
 
 R = 1 - 1 / np.sqrt(2)  # cosine distance between (1, 0) and (1, 1)
 

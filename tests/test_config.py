@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from datalign.core.config import load_config, validate_config
 from datalign.core.errors import ConfigError
+from datalign.studies import load_config, validate_study_config
 
 from .conftest import REPO
 
@@ -56,7 +56,7 @@ def test_tiny_test_config_validates():
 )
 def test_bad_key_or_value_is_named(path, value, expected):
     with pytest.raises(ConfigError) as err:
-        validate_config(_with(path, value))
+        validate_study_config(_with(path, value))
     message = str(err.value)
     assert expected in message
     assert "\n" not in message
@@ -65,16 +65,16 @@ def test_bad_key_or_value_is_named(path, value, expected):
 def test_unregistered_dataset_is_named():
     cfg = _with(("experiments", "finetune", "train_sets"), ["py_code", "not_a_dataset"])
     with pytest.raises(ConfigError, match=r"experiments\.finetune\.train_sets\[1\].*not_a_dataset.*not registered"):
-        validate_config(cfg)
+        validate_study_config(cfg)
 
 
 def test_mixture_shares_must_sum_to_one():
     cfg = _with(("datasets", "news_docstrings_25", "components"), {"py_docstrings": 0.5, "bbc_news": 0.25})
     with pytest.raises(ConfigError, match=r"datasets\.news_docstrings_25\.components: shares sum to 0.75"):
-        validate_config(cfg)
+        validate_study_config(cfg)
 
 
 def test_mixture_component_must_be_registered():
     cfg = _with(("datasets", "news_docstrings_25", "components"), {"nope": 1.0})
     with pytest.raises(ConfigError, match="nope"):
-        validate_config(cfg)
+        validate_study_config(cfg)

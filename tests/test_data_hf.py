@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from datalign.core.errors import ConfigError, DataError
 from datalign.data import prepare_dataset, read_documents, read_split
 from datalign.data.hub import parquet_export_url
-from datalign.core.errors import ConfigError, DataError
 
 TEMPLATE = "informal: {nl_statement}\nformal: {formal_statement}"
 
@@ -190,3 +190,74 @@ def test_hf_spec_errors(tmp_path):
         prepare_dataset("h", {**base, "splits": {"dev": "validation"}}, tmp_path / "h", 0)
     with pytest.raises(ConfigError, match=r"datasets\.h\.limit"):
         prepare_dataset("h", {**base, "split": "train", "limit": 0}, tmp_path / "h", 0)
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_load_error_names_the_cause_the_file_and_the_line(tmp_path, streaming):
+    # An optional column null throughout one file and a struct in another: datasets
+    # wraps "Couldn't cast ... to null" in "An error occurred while generating the dataset".
+    a = _jsonl(tmp_path / "a.json", [{"text": f"a{i}", "meta": None} for i in range(5)])
+    b_rows = [{"text": f"b{i}", "meta": None if i < 2 else {"x": i, "y": "s"}} for i in range(5)]
+    b = _jsonl(tmp_path / "b.json", b_rows)
+    spec = {
+        "source": "hf",
+        "path": "json",
+        "data_files": {"train": [a, b]},
+        "split": "train",
+        "streaming": streaming,
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    with pytest.raises(DataError) as info:
+        prepare_dataset("mixed", spec, tmp_path / "out", 5)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "An error occurred while generating the dataset" not in message
+    assert message.startswith("dataset mixed: load_dataset('json', split='train') failed: ")
+    assert f"{b}, line 3 (column 'meta' holds an object, not null): " in message
+    assert "TypeError: Couldn't cast array of type struct<x: int64, y: string> to null" in message
+
+
+def test_load_error_names_the_file_of_other_failures(tmp_path):
+    a = _jsonl(tmp_path / "a.json", [{"text": f"a{i}"} for i in range(5)])
+    extra = _jsonl(tmp_path / "extra.json", [{"text": f"c{i}", "x": i} for i in range(5)])
+    spec = {
+        "source": "hf",
+        "path": "json",
+        "data_files": {"train": [a, extra]},
+        "split": "train",
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    with pytest.raises(DataError, match=rf"failed: {extra}: \w*CastError: .*column names don't match"):
+        prepare_dataset("cols", spec, tmp_path / "out", 5)
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"text": "fine"}) + "\n" + '{"text": "cut\n')
+    spec = {**spec, "data_files": {"train": [a, str(broken)]}, "cache_dir": str(tmp_path / "c2")}
+    with pytest.raises(DataError) as info:
+        prepare_dataset("bad", spec, tmp_path / "out", 5)
+    assert "\n" not in str(info.value)
+    assert f"failed: {broken}, line 2 column " in str(info.value)
+    assert "(invalid JSON: " in str(info.value)
+
+
+def test_describe_load_error_unwraps_chains():
+    from datalign.data.hub import describe_load_error
+
+    try:
+        try:
+            raise KeyError("the real cause")
+        except KeyError as inner:
+            raise RuntimeError("An error occurred while generating the dataset") from inner
+    except RuntimeError as outer:
+        assert describe_load_error(outer) == "KeyError: 'the real cause'"
+    try:
+        try:
+            raise ValueError("noise while handling")
+        except ValueError:
+            raise OSError("disk\nfull") from None
+    except OSError as exc:
+        assert describe_load_error(exc) == "OSError: disk full"

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from datalign.data import prepare_dataset, read_documents
 from datalign.core.errors import ConfigError, DataError
+from datalign.data import prepare_dataset, read_documents
+from datalign.data.local import read_rows
 
 SPLITS = ("train", "validation", "test")
 FRACTIONS = {"validation": 0.2, "test": 0.2}
@@ -97,3 +98,49 @@ def test_local_errors(tmp_path):
         prepare_dataset("n", {"source": "local"}, tmp_path / "n", 1)
     with pytest.raises(ConfigError, match=r"datasets\.n\.template"):
         prepare_dataset("n", {"source": "local", "path": "x", "template": "{}"}, tmp_path / "n", 1)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085"])
+def test_jsonl_is_split_on_newline_only(tmp_path, separator):
+    # JSON strings may hold these unescaped; str.splitlines() would cut the line at them.
+    path = tmp_path / "rows.jsonl"
+    texts = [f"row {i}{separator}continued" for i in range(30)]
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
+    assert separator in path.read_text()
+    spec = {"source": "local", "path": str(path), "split": FRACTIONS}
+    prepare_dataset("u", spec, tmp_path / "u", 1)
+    assert sorted(t for t, _ in _docs(tmp_path / "u")) == sorted(texts)
+    # the same rows in a ".json" file (JSON Lines there too) and with Windows line ends
+    crlf = tmp_path / "rows.json"
+    crlf.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    prepare_dataset("c", {**spec, "path": str(crlf)}, tmp_path / "c", 1)
+    assert sorted(t for t, _ in _docs(tmp_path / "c")) == sorted(texts)
+
+
+def test_json_errors_name_the_line_in_the_file(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    lines = [json.dumps({"text": f"a\u2028b {i}"}, ensure_ascii=False) for i in range(3)]
+    path.write_text("\n".join([*lines, '{"text": "unterminated}', *lines]) + "\n")
+    spec = {"source": "local", "path": str(path)}
+    with pytest.raises(
+        DataError,
+        match=rf"dataset e: {path}, line 4 column 10: invalid JSON \(Unterminated string",
+    ):
+        prepare_dataset("e", spec, tmp_path / "e", 1)
+    path.write_text("\n".join([*lines, "", '["not", "an object"]']) + "\n")
+    with pytest.raises(DataError, match=rf"{path}, line 5: a JSON list, expected an object"):
+        prepare_dataset("e", spec, tmp_path / "e", 1)
+    array = tmp_path / "rows.json"
+    array.write_text('[\n  {"text": "a"},\n  {"text": "b",}\n]\n')
+    with pytest.raises(DataError, match=rf"{array}, line 3 column 16: invalid JSON"):
+        prepare_dataset("e", {"source": "local", "path": str(array)}, tmp_path / "e", 1)
+    array.write_text('[{"text": "a"}, "b"]')
+    with pytest.raises(DataError, match=rf"{array}, element 1: a JSON str, expected an object"):
+        prepare_dataset("e", {"source": "local", "path": str(array)}, tmp_path / "e", 1)
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"text": "just one row, on one line"}) + "\n")
+    rows, locate = read_rows(one, "json", "o")
+    assert rows == [{"text": "just one row, on one line"}] and locate(0) == "line 1"
+    one.write_text(json.dumps({"text": "an object"}, indent=2))
+    with pytest.raises(DataError, match=r"one\.json: holds one JSON dict, not a list of objects"):
+        read_rows(one, "json", "o")

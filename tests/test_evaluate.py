@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from datalign.core.errors import DataError, TrainingError
-from datalign.lm.evaluate import evaluate_causal_lm
+from datalign.lm.evaluate import evaluate_causal_lm, token_cross_entropies
 from datalign.lm.models import build_gpt2
 
 torch.set_num_threads(1)
@@ -99,3 +99,13 @@ def test_rejects_bad_chunks(model):
         evaluate_causal_lm(model, np.full((2, 12), V, dtype=np.int64))
     with pytest.raises(DataError, match="shape"):
         evaluate_causal_lm(model, np.zeros((3, 1), dtype=np.int64))
+
+
+def test_token_cross_entropies_one_per_predicted_token_in_float32():
+    logits = torch.randn(2, 6, V, dtype=torch.bfloat16)
+    ids = torch.randint(0, V, (2, 6))
+    ce = token_cross_entropies(logits, ids)
+    assert ce.shape == (2 * 5,) and ce.dtype == torch.float32
+    log_p = torch.log_softmax(logits.double(), dim=-1)
+    expected = -log_p[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].reshape(-1)
+    assert ce.double().numpy() == pytest.approx(expected.numpy(), rel=1e-5)

@@ -17,10 +17,16 @@ import torch
 from safetensors.numpy import load_file
 
 from datalign.core.errors import ConfigError, TrainingError
-from datalign.training.launch import TrainJob, launch_command, launch_env, launch_train_job, run_train_job
 from datalign.lm.models import build_gpt2
 from datalign.lm.tokenizer import load_tokenizer, train_bpe
 from datalign.lm.tokens import TokenizedSplit
+from datalign.training.launch import (
+    TrainJob,
+    launch_command,
+    launch_env,
+    launch_train_job,
+    run_train_job,
+)
 
 SEQ = 16
 BATCH = 8  # global batch: 4 per process with 2 processes

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from datalign.core.config import load_config, load_yaml
-from datalign.data import prepare_dataset, read_split
+from datalign.core.config import load_yaml
 from datalign.core.errors import ConfigError, DataError
+from datalign.data import prepare_dataset, read_split
+from datalign.studies import load_config
 
 from .fixtures_hub import FIXTURES, fixture_for, hub_splits, local_spec, write_rows
 from .workflow_helpers import REPO, SNAKEFILE, workflow_env
@@ -205,10 +206,10 @@ def test_paper_study_plans_offline(paper, tmp_path):
 
 
 def test_paper_config_is_not_merged_over_the_default(paper, tmp_path):
-    # Run from the repository root, Snakemake would merge paper.yaml over
-    # config/config.yaml (the Snakefile's configfile); the workflow rebuilds the
-    # config from --configfile alone. A default config with a broken dataset
-    # entry would fail validation if it were merged in.
+    # The default study is the workflow profile's `configfile: config/config.yaml`;
+    # a --configfile on the command line replaces it, so paper.yaml is the whole
+    # study. A default config with a broken dataset entry would fail validation
+    # if it were merged in.
     (tmp_path / "config").mkdir()
     broken = DEFAULT.read_text().replace("\ndatasets:\n", "\ndatasets:\n  broken_entry: {source: nowhere}\n", 1)
     (tmp_path / "config" / "config.yaml").write_text(broken)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from datalign.studies import load_config
 from datalign.studies.alignment import plan as study
-from datalign.core.config import load_config
 
 from .conftest import REPO
 

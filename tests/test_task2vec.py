@@ -15,20 +15,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from datalign.core.errors import ConfigError, DataError  # noqa: E402
+from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
 from datalign.task2vec import (  # noqa: E402
     BatchFisher,
     Task2VecConfig,
-    Task2VecResult,
     embed_batches,
     embedding_parameters,
     embedding_size,
     get_estimator,
+    load_result,
     register_estimator,
+    save_embeddings,
 )
 from datalign.task2vec import registry as registry_module  # noqa: E402
-from datalign.task2vec.lm import sub_seed  # noqa: E402
 from datalign.task2vec.paper import finetune_head  # noqa: E402
-from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
+from datalign.task2vec.lm import sub_seed  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,12 +194,12 @@ def test_result_round_trip(tmp_path):
     res = embed_batches(small_probe(n_layer=1), padded_batches(1), Task2VecConfig(head_epochs=1),
                         seed=0, progress=False)
     path = tmp_path / "emb.npz"
-    res.save(path)
-    back = Task2VecResult.load(path)
+    save_embeddings(res, path)
+    back = load_result(path)
     np.testing.assert_array_equal(back.embeddings, res.embeddings)
     assert back.parameter_names == res.parameter_names and back.parameter_sizes == res.parameter_sizes
     assert back.metadata["config"] == Task2VecConfig(head_epochs=1).to_dict()
-    assert [p.name for p in tmp_path.iterdir()] == ["emb.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.json", "emb.npz"]  # no temporary left
 
 
 def test_sequences_longer_than_the_probe_are_a_config_error():

@@ -20,8 +20,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from datalign.task2vec.coefficients import alignment  # noqa: E402
 from datalign.core.errors import ConfigError, DataError  # noqa: E402
+from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
 from datalign.task2vec import (  # noqa: E402
     Task2VecConfig,
     embed_batches,
@@ -29,9 +29,11 @@ from datalign.task2vec import (  # noqa: E402
     get_estimator,
     normalized_cosine,
 )
+from datalign.task2vec.coefficients import alignment  # noqa: E402
 from datalign.task2vec import fast as fast_module  # noqa: E402
 from datalign.task2vec.fast import (  # noqa: E402
     FastEstimator,
+    FastOptions,
     LinearHead,
     fit_head_exact,
     fit_head_frozen,
@@ -39,9 +41,8 @@ from datalign.task2vec.fast import (  # noqa: E402
     sample_labels,
     softmax_xent_grad,
 )
-from datalign.task2vec.lm import minibatch_slices, sub_seed  # noqa: E402
 from datalign.task2vec.paper import finetune_head  # noqa: E402
-from datalign.lm.tokens import SequenceBatch, TokenizedSplit, sample_segment_batches  # noqa: E402
+from datalign.task2vec.lm import minibatch_slices, sub_seed  # noqa: E402
 
 torch.set_num_threads(1)
 VOCAB = 64
@@ -80,15 +81,24 @@ CFG = Task2VecConfig(estimator="fast", head_minibatch=4)
 
 def test_fast_is_registered_and_selected_by_the_config():
     assert isinstance(get_estimator("fast"), FastEstimator)
-    cfg = Task2VecConfig.from_dict({"estimator": "fast", "fast_head_fit": "exact", "fast_precision": "float32",
-                                    "fast_retain_graph": False})
-    assert (cfg.estimator, cfg.fast_head_fit, cfg.fast_precision, cfg.fast_retain_graph) == (
+    cfg = Task2VecConfig.from_dict({"estimator": "fast", "fast": {"head_fit": "exact", "precision": "float32",
+                                                                  "retain_graph": False}})
+    opts = cfg.options_for("fast")
+    assert (cfg.estimator, opts.head_fit, opts.precision, opts.retain_graph) == (
         "fast", "exact", "float32", False)
-    for block, match in [({"fast_head_fit": "approx"}, "task2vec.fast_head_fit"),
-                         ({"fast_precision": "fp8"}, "task2vec.fast_precision"),
-                         ({"fast_retain_graph": "yes"}, "task2vec.fast_retain_graph")]:
+    assert isinstance(opts, FastOptions)
+    for block, match in [({"fast": {"head_fit": "approx"}}, "task2vec.fast.head_fit"),
+                         ({"fast": {"precision": "fp8"}}, "task2vec.fast.precision: must be one of auto, float32"),
+                         ({"fast": {"retain_graph": "yes"}}, "task2vec.fast.retain_graph"),
+                         ({"fast": {"head_fits": "exact"}}, "task2vec.fast: unknown key"),
+                         ({"fast_head_fit": "exact"}, "unknown key")]:  # the old flat keys are gone
         with pytest.raises(ConfigError, match=match):
             Task2VecConfig.from_dict(block)
+    with pytest.raises(ConfigError, match="task2vec.fast.precision"):
+        FastOptions(precision="fp8")
+    # the chosen estimator's options are always there (defaults); others only when given
+    assert Task2VecConfig(estimator="fast").options == {"fast": FastOptions()}
+    assert Task2VecConfig().options == {} and Task2VecConfig().options_for("fast") == FastOptions()
 
 
 # ---------------------------------------------------------------- closed forms against autograd
@@ -271,7 +281,7 @@ def test_padding_probe_state_and_determinism():
                                    b.segment_index))
     r1 = embed_batches(model, batches, CFG, seed=5, progress=False)
     r2 = embed_batches(model, noisy, CFG, seed=5, progress=False)
-    r3 = embed_batches(model, batches, dataclasses.replace(CFG, fast_retain_graph=False), seed=5, progress=False)
+    r3 = embed_batches(model, batches, dataclasses.replace(CFG, options={"fast": {"retain_graph": False}}), seed=5, progress=False)
     r4 = embed_batches(model, batches, CFG, seed=6, progress=False)
     np.testing.assert_allclose(r1.embeddings, r2.embeddings, rtol=1e-5, atol=0)  # pads never enter
     np.testing.assert_allclose(r1.embeddings, r3.embeddings, rtol=1e-6, atol=0)  # recomputed forward

@@ -22,8 +22,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
 
-from datalign.task2vec import Task2VecConfig, embed_batches  # noqa: E402
 from datalign.lm.tokens import SequenceBatch  # noqa: E402
+from datalign.task2vec import Task2VecConfig, embed_batches  # noqa: E402
 
 torch.set_num_threads(1)
 

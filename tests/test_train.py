@@ -12,7 +12,7 @@ import torch
 from datalign.core.errors import ConfigError, DataError, TrainingError
 from datalign.lm.evaluate import evaluate_causal_lm
 from datalign.lm.models import build_gpt2
-from datalign.training.causal_lm import TrainLog, lr_at, train_causal_lm
+from datalign.training.causal_lm import TrainLog, causal_lm_loss, lr_at, train_causal_lm
 
 torch.set_num_threads(1)
 
@@ -153,9 +153,38 @@ def test_mixed_precision_run_hands_back_an_unpatched_model():
                           mixed_precision="bf16")
     assert log.mixed_precision == "bf16"
     assert "forward" not in model.__dict__  # accelerate's autocast wrapper is gone
+    assert "_original_forward" not in model.__dict__
+    assert not getattr(model, "_is_accelerate_prepared", False)  # it can be prepared again
     assert model.transformer.wte.weight.dtype == torch.float32
     assert log.final_loss == pytest.approx(ref_log.final_loss, rel=0.05)
     # A later full-precision run in the same process still works.
     again = train_causal_lm(build_gpt2(ARCH, V, 0, seed=0), chunks, batch_size=8, lr=3e-3,
                             seed=0, progress=False)
     assert [r.loss for r in again.records] == [r.loss for r in ref_log.records]
+
+
+def test_a_trained_model_trains_again_with_its_new_precision():
+    # accelerate marks what it prepared; were the model itself marked, a second run
+    # on it would skip preparation (no autocast): bf16 would then equal float32.
+    chunks = toy_chunks(32)
+    first, second = toy_chunks(32, seed=2), {}
+    for precision in ("no", "bf16"):
+        model = build_gpt2(ARCH, V, 0, seed=0)
+        train_causal_lm(model, chunks, batch_size=8, lr=3e-3, seed=0, progress=False)
+        log = train_causal_lm(model, first, batch_size=8, lr=3e-3, seed=0, progress=False,
+                              mixed_precision=precision)
+        assert log.mixed_precision == precision
+        assert "forward" not in model.__dict__
+        second[precision] = [r.loss for r in log.records]
+    assert second["no"] != second["bf16"]
+    assert second["bf16"] == pytest.approx(second["no"], rel=0.05)
+
+
+def test_causal_lm_loss_is_the_mean_shifted_cross_entropy():
+    logits = torch.randn(3, 5, V, dtype=torch.bfloat16)
+    ids = torch.randint(0, V, (3, 5))
+    loss = causal_lm_loss(logits, ids)
+    assert loss.dtype == torch.float32 and loss.ndim == 0
+    expected = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, V),
+                                                 ids[:, 1:].reshape(-1))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)

@@ -4,6 +4,7 @@
     datalign plan CONFIG               what the study computes: datasets, embedded sets, models
     datalign align A.npz B.npz         Task2Vec alignment between two embedding files (with CI)
     datalign diversity A.npz           Task2Vec diversity of one embedding file (with CI)
+    datalign dvc-yaml [--check]        write dvc.yaml from the pipeline table (or check it)
 
 The embedding files are the workflow's ``results/task2vec/<dataset>/<split>.npz``.
 """
@@ -13,33 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-import numpy as np
 
 from datalign.core.errors import DatalignError
 
 
-def _load_embeddings(path: str) -> np.ndarray:
-    p = Path(path)
-    if not p.exists():
-        raise DatalignError(f"embedding file not found: {p}")
-    with np.load(p) as z:
-        if "embeddings" not in z.files:
-            raise DatalignError(f"{p}: no 'embeddings' array (has {', '.join(z.files)})")
-        return z["embeddings"]
-
-
 def _validate(args: argparse.Namespace) -> None:
-    from datalign.core.config import load_config
+    from datalign.studies import load_config
 
     cfg = load_config(args.config)
     print(f"{args.config}: valid ({len(cfg['datasets'])} datasets, settings: {', '.join(cfg['experiments'])})")
 
 
 def _plan(args: argparse.Namespace) -> None:
+    from datalign.studies import load_config
     from datalign.studies.alignment import plan as study
-    from datalign.core.config import load_config
 
     cfg = load_config(args.config)
     print("datasets prepared:", ", ".join(study.datasets_used(cfg)))
@@ -51,14 +39,33 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _coefficient(args: argparse.Namespace) -> None:
+    from datalign.task2vec import load_embeddings
     from datalign.task2vec.coefficients import alignment, diversity
 
     common = dict(kind=args.distance, bootstrap=args.bootstrap, confidence=args.confidence, seed=args.seed)
     if args.command == "align":
-        result = alignment(_load_embeddings(args.a), _load_embeddings(args.b), **common)
+        result = alignment(load_embeddings(args.a), load_embeddings(args.b), **common)
     else:
-        result = diversity(_load_embeddings(args.a), **common)
+        result = diversity(load_embeddings(args.a), **common)
     print(json.dumps({args.command: result.as_dict()}, indent=2))
+
+
+def _dvc_yaml(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from datalign.studies.pipeline import dvc_yaml
+
+    repo = Path(args.repo)
+    text = dvc_yaml(repo)
+    target = repo / "dvc.yaml"
+    if args.check:
+        current = target.read_text() if target.exists() else ""
+        if current != text:
+            raise DatalignError(f"{target} differs from the pipeline table: run `datalign dvc-yaml`")
+        print(f"{target} matches the pipeline table")
+        return
+    target.write_text(text)
+    print(f"wrote {target}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--confidence", type=float, default=0.95)
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=_coefficient)
+    p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the pipeline table (or --check it)")
+    p.add_argument("--repo", default=".", help="the repository root (default: .)")
+    p.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the table")
+    p.set_defaults(func=_dvc_yaml)
     return parser
 
 

@@ -1,10 +1,13 @@
 """Loading and validating the study config.
 
-The schema (``workflow/schemas/config.schema.yaml``) is the single description
-of every key: its type, range, default and meaning. Validation fills in the
-defaults, then checks what a schema cannot: that every dataset a study names is
-registered, that mixtures name registered components, and so on. Every failure
-is a :class:`ConfigError` whose message starts with the dotted path of the bad key.
+The schema is the single description of every key: its type, range, default
+and meaning. It is given explicitly (a mapping, or the path of a YAML file):
+:func:`datalign.studies.config_schema` composes the shared keys
+(``datalign/core/schema.yaml``, shipped as package data) with the schema of
+each study. Validation fills in the defaults, then checks what a schema cannot:
+that every dataset the shared layers name is registered, that mixtures name
+registered components; each study checks its own references. Every failure is
+a :class:`ConfigError` whose message starts with the dotted path of the bad key.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import yaml
 
 from datalign.core.errors import ConfigError
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+#: The shared keys' schema, shipped inside the package (works from a built wheel).
+SHARED_SCHEMA = Path(__file__).resolve().parent / "schema.yaml"
 
 
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -105,12 +109,18 @@ def _fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) 
             _fill_defaults(item, schema["items"], root)
 
 
-def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = DEFAULT_SCHEMA) -> dict[str, Any]:
-    """Validate ``config`` in place against the schema, fill defaults, check cross-references.
+def validate_config(
+    config: dict[str, Any], schema: dict[str, Any] | str | os.PathLike
+) -> dict[str, Any]:
+    """Validate ``config`` in place against ``schema``, fill defaults, check the shared references.
 
-    Returns the same (now completed) dict. Raises :class:`ConfigError` naming the key.
+    ``schema`` is a JSON schema (draft 2020-12) as a mapping or the path of a
+    YAML file. Returns the same (now completed) dict. Raises
+    :class:`ConfigError` naming the key. Study-specific references are the
+    study's to check (:func:`datalign.studies.validate_study_config` does both).
     """
-    schema = load_yaml(schema_path)
+    if not isinstance(schema, dict):
+        schema = load_yaml(schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
@@ -125,7 +135,8 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = DEF
     return config
 
 
-def _require_registered(config: dict[str, Any], names: list[str], key: str) -> None:
+def require_registered(config: dict[str, Any], names: list[str], key: str) -> None:
+    """A :class:`ConfigError` naming ``key[i]`` unless every name is under ``datasets``."""
     registered = config["datasets"]
     for i, name in enumerate(names):
         if name not in registered:
@@ -142,18 +153,10 @@ def _check_references(config: dict[str, Any]) -> None:
     for name, spec in datasets.items():
         validate_spec(name, spec)
         if spec.get("source") == "mixture":
-            _require_registered(config, list(spec["components"]), f"datasets.{name}.components")
-    if config["tokenizer"]["kind"] == "bpe":
-        _require_registered(config, config["tokenizer"]["train_on"], "tokenizer.train_on")
-    if config["probe"].get("pretrained") is None:
-        _require_registered(config, config["probe"]["pretrain"]["datasets"], "probe.pretrain.datasets")
-    for setting, exp in config.get("experiments", {}).items():
-        _require_registered(config, exp["train_sets"], f"experiments.{setting}.train_sets")
-        _require_registered(config, exp["eval_sets"], f"experiments.{setting}.eval_sets")
-    if not config.get("experiments"):
-        raise ConfigError("config key 'experiments': at least one setting (finetune or pretrain) is required")
-
-
-def load_config(path: str | os.PathLike, schema_path: str | os.PathLike = DEFAULT_SCHEMA) -> dict[str, Any]:
-    """Load a YAML config file and validate it (see :func:`validate_config`)."""
-    return validate_config(load_yaml(path), schema_path)
+            require_registered(config, list(spec["components"]), f"datasets.{name}.components")
+    tokenizer = config.get("tokenizer")
+    if tokenizer and tokenizer["kind"] == "bpe":
+        require_registered(config, tokenizer["train_on"], "tokenizer.train_on")
+    probe = config.get("probe")
+    if probe and probe.get("pretrained") is None:
+        require_registered(config, probe["pretrain"]["datasets"], "probe.pretrain.datasets")

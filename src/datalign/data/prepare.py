@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from datalign.core.errors import ConfigError, DataError
+from datalign.core.io import Timer, atomic_path, provenance, read_json, write_json
 from datalign.data.hub import check_hf_spec, load_hf
 from datalign.data.local import check_local_spec, load_local
 from datalign.data.mixture import build_mixture, mixture_shares, needed_components
@@ -20,6 +22,7 @@ from datalign.data.package import check_package_spec, load_package
 from datalign.data.records import (
     Document,
     Loaded,
+    check_reading_spec,
     read_documents_file,
     template_fields,
     write_split,
@@ -32,19 +35,24 @@ from datalign.data.split import (
     split_by_group,
 )
 from datalign.data.stdlib import PAIR_LIMITS, check_stdlib_spec, load_stdlib
-from datalign.core.errors import ConfigError, DataError
-from datalign.core.io import Timer, atomic_path, provenance, read_json, write_json
 
 log = logging.getLogger(__name__)
 
 COMMON_KEYS = frozenset({"source", "description", "min_chars", "max_chars"})
+# The reading policy of datalign.data.records: values that are not text, and decoding.
+DECODING_KEYS = frozenset({"encoding", "errors", "fallback_encoding"})
 SOURCE_KEYS: dict[str, frozenset[str]] = {
     "stdlib": frozenset(
-        {"kind", "template", "split", "max_files", "max_rows", "exclude", *PAIR_LIMITS}
+        {"kind", "template", "split", "max_files", "max_rows", "exclude", "errors", *PAIR_LIMITS}
     ),
-    "package": frozenset({"package", "pip", "files", "module", "attribute", "split", "max_rows"}),
+    "package": frozenset(
+        {"package", "pip", "files", "module", "attribute", "split", "max_rows", "on_invalid"}
+        | DECODING_KEYS
+    ),
     "local": frozenset(
         {"path", "format", "text_field", "template", "group_field", "split", "max_rows"}
+        | {"on_invalid"}
+        | DECODING_KEYS
     ),
     "hf": frozenset(
         {
@@ -63,6 +71,7 @@ SOURCE_KEYS: dict[str, frozenset[str]] = {
             "group_field",
             "limit",
             "join",
+            "on_invalid",
         }
     ),
     "mixture": frozenset({"components"}),
@@ -122,6 +131,7 @@ def validate_spec(name: str, spec: Any) -> None:
             raise ConfigError(f"{where}.{key}: expected a string, got {spec[key]!r}")
     if isinstance(spec.get("template"), str):
         template_fields(spec["template"], f"{where}.template")
+    check_reading_spec(name, spec)
     if source in ("stdlib", "package", "local"):
         parse_fractions(spec.get("split"), f"{where}.split")
     if source == "hf":

@@ -11,12 +11,21 @@ module or package (``json/decoder.py`` -> ``json``), so a module's functions
 all land in one split.
 
 The content depends on the Python version that runs it; the manifest records it.
+
+Each file is decoded with the encoding it declares (PEP 263; UTF-8 if none), by
+the policy of :mod:`datalign.data.records`: strictly, so a file that is not
+valid in its encoding is an error naming it and the byte offset, unless
+``errors: replace`` (each invalid sequence becomes U+FFFD; counted in the
+manifest's ``decoding`` and logged). Line ends become ``\n``. A file that does
+not parse, or whose encoding declaration is not a known codec, is skipped and
+counted (``files_unreadable``).
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
+import io
 import logging
 import platform
 import sysconfig
@@ -25,8 +34,8 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from datalign.data.records import Document, Loaded, template_fields
 from datalign.core.errors import ConfigError, DataError
+from datalign.data.records import Document, Loaded, TextDecoder, template_fields
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +85,35 @@ def stdlib_files(root: Path, exclude: list[str] | None = None) -> list[PurePosix
     return sorted(files, key=str)
 
 
-def _read_source(path: Path) -> str | None:
-    # tokenize.open honours PEP 263 encoding cookies.
+def _read_source(path: Path, decoder: TextDecoder | None = None) -> str | None:
+    """A source file's text (see the module docstring), or None when it is skipped."""
+    decoder = decoder or TextDecoder("stdlib")
+    # tokenize.open honours PEP 263 encoding cookies and reads line ends as "\n".
     try:
         with tokenize.open(path) as fh:
-            return fh.read()
-    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+            text = fh.read()
+        decoder.files += 1
+        return text
+    except UnicodeDecodeError:
+        pass  # below: the policy names the byte, or replaces and counts
+    except SyntaxError:
+        pass  # a bad declaration, or bytes that are not UTF-8 in the first two lines
+    except OSError as exc:
         log.warning("skipping %s: %s", path, exc)
         return None
+    data = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = "utf-8"
+        else:
+            log.warning("skipping %s: %s", path, exc)
+            return None
+    text = decoder.decode(data, str(path), encoding=encoding)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def is_generated(source: str) -> bool:
@@ -191,12 +221,13 @@ def load_stdlib(name: str, spec: Mapping[str, Any]) -> Loaded:
     template = spec.get("template") or DEFAULT_TEMPLATE
     limits = {k: int(spec.get(k, v)) for k, v in PAIR_LIMITS.items()}
     max_rows = spec.get("max_rows")
+    decoder = TextDecoder(name, errors=spec.get("errors") or "strict")
     docs: list[Document] = []
     files_read = skipped_unparsable = skipped_generated = filtered = 0
     for rel in files:
         if max_rows is not None and len(docs) >= max_rows:
             break
-        source = _read_source(root / rel)
+        source = _read_source(root / rel, decoder)
         if source is None:
             skipped_unparsable += 1
             continue
@@ -232,7 +263,9 @@ def load_stdlib(name: str, spec: Mapping[str, Any]) -> Loaded:
         "files_read": files_read,
         "files_unreadable": skipped_unparsable,
         "files_generated": skipped_generated,
+        "decoding": {k: v for k, v in decoder.details().items() if k != "encoding"},
     }
+    decoder.log_summary()
     if kind == "docstring_pairs":
         details["pairs_filtered_by_length"] = filtered
         details["length_limits"] = limits

@@ -11,11 +11,14 @@ from transformers import PreTrainedModel
 from datalign.core.errors import DataError, TrainingError
 
 
-def next_token_losses(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """Per-token cross-entropy of token t+1 under the logits at t, flattened (float32).
+def token_cross_entropies(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every token t+1 under the logits at t, unmasked and flattened (float32).
 
-    ``loss[b, t] = -log softmax(logits[b, t])[ids[b, t+1]]`` for t < T-1, in
-    float32 whatever the logits' dtype; returns a tensor of B (T-1) values.
+    ``ce[b, t] = -log softmax(logits[b, t])[ids[b, t+1]]`` for every t < T-1 (packed
+    chunks: no padding to skip), in float32 whatever the logits' dtype; returns a
+    tensor of B (T-1) values. Their mean is the training loss
+    (:func:`datalign.training.causal_lm.causal_lm_loss`), their float64 sum the
+    evaluation's (:func:`evaluate_causal_lm`).
     """
     return torch.nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
@@ -65,7 +68,7 @@ def evaluate_causal_lm(
                 ids = torch.from_numpy(chunks[start : start + batch_size].astype(np.int64)).to(device)
                 # Packed chunks hold no padding; the all-ones mask says so (EOS = PAD here).
                 logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-                total += next_token_losses(logits, ids).double().sum()
+                total += token_cross_entropies(logits, ids).double().sum()
     finally:
         model.train(was_training)
     n_chunks, seq_len = chunks.shape

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +12,11 @@ from torch import nn
 from tqdm import tqdm
 
 from datalign.core.errors import ConfigError, DataError, TrainingError
-from datalign.core.io import atomic_path
+from datalign.lm.tokens import SequenceBatch
 from datalign.task2vec.config import Task2VecConfig
 from datalign.task2vec.lm import batch_seed, model_device
 from datalign.task2vec.parameters import embedding_parameters, reduce_fisher
 from datalign.task2vec.registry import get_estimator
-from datalign.lm.tokens import SequenceBatch
 
 
 @dataclass
@@ -27,7 +24,9 @@ class Task2VecResult:
     """Embeddings of one dataset: row k is batch k's reduced, concatenated Fisher.
 
     ``parameter_names``/``parameter_sizes`` say which slice of a row comes from
-    which probe weight (``sum(parameter_sizes) == embeddings.shape[1]``).
+    which probe weight (``sum(parameter_sizes) == embeddings.shape[1]``). Its
+    file format is :mod:`datalign.task2vec.artifacts` (``save_embeddings`` /
+    ``load_result``).
     """
 
     embeddings: np.ndarray
@@ -40,32 +39,6 @@ class Task2VecResult:
         """The column range of each parameter in the embedding."""
         ends = np.cumsum(self.parameter_sizes)
         return {n: slice(int(e - s), int(e)) for n, s, e in zip(self.parameter_names, self.parameter_sizes, ends, strict=True)}
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the result atomically as ``.npz`` (metadata as a JSON string)."""
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                embeddings=self.embeddings,
-                parameter_names=np.array(self.parameter_names, dtype=str),
-                parameter_sizes=np.array(self.parameter_sizes, dtype=np.int64),
-                seconds_per_batch=np.array(self.seconds_per_batch, dtype=np.float64),
-                metadata=np.array(json.dumps(self.metadata)),
-            )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Task2VecResult:
-        """Read a result written by :meth:`save`."""
-        if not os.path.exists(path):
-            raise DataError(f"Task2Vec embeddings not found: {path}")
-        with np.load(path, allow_pickle=False) as z:
-            return cls(
-                embeddings=z["embeddings"],
-                parameter_names=[str(n) for n in z["parameter_names"]],
-                parameter_sizes=[int(s) for s in z["parameter_sizes"]],
-                seconds_per_batch=[float(s) for s in z["seconds_per_batch"]],
-                metadata=json.loads(str(z["metadata"])),
-            )
 
 
 def _max_positions(model: nn.Module) -> int | None:

@@ -10,7 +10,7 @@ body forward that serves both the head fit and the Fisher pass:
    frozen during head fine-tuning, so its final hidden states ``h`` do not
    change: they are computed once, per Fisher mini-batch of ``head_minibatch``
    sequences, and the autograd graph of each mini-batch is kept for step 3
-   (``fast_retain_graph: false`` drops it and re-runs the forward in step 3,
+   (``retain_graph: false`` drops it and re-runs the forward in step 3,
    one extra forward, for batches whose activations do not fit in memory).
 2. **Head fit on the cached states, untied.** The head is a separate copy
    ``W'`` of the probe's ``lm_head`` (weight and bias, float32), trained with
@@ -19,7 +19,7 @@ body forward that serves both the head fit and the Fisher pass:
    the next-token loss ``mean -log softmax(h_t W'^T + b')[x_{t+1}]`` over real
    targets, with the gradient in closed form,
    ``dL/dW' = (softmax(Z) - onehot(x_{t+1}))^T h / n`` (no autograd, no pass
-   through the body). Two schedules (``fast_head_fit``):
+   through the body). Two schedules (``head_fit``):
 
    - ``frozen`` (default): the batch is split once into mini-batches (the
      first epoch's shuffle, as ``paper`` draws it); each mini-batch's gradient
@@ -67,7 +67,7 @@ What differs from ``paper``, and why it measures the same thing:
   ``sub_seed(seed, "labels")``) drive the shuffles and the labels, but the
   label sampler is inverse CDF, not ``torch.multinomial``, so the Monte Carlo
   draws differ: the two agree in distribution, not draw by draw.
-- **Precision.** ``fast_precision: auto`` uses bfloat16 matrix products on a
+- **Precision.** ``precision: auto`` uses bfloat16 matrix products on a
   CUDA device that has them (the body under autocast, the head's products
   with bfloat16 operands) and float32 elsewhere; ``bfloat16`` asks for them
   on any device (a CPU with AVX512-BF16 or AMX runs them several times faster).
@@ -77,7 +77,7 @@ What differs from ``paper``, and why it measures the same thing:
 Cost, in passes over the batch (one pass = the forward or the backward of the
 body or of the head): the floor, a plain forward+backward, is ``3 body +
 3 head``; this estimator is ``3 body + 5 head`` (``frozen``; the fit adds one
-head forward and one head gradient; with ``fast_retain_graph: false`` one body
+head forward and one head gradient; with ``retain_graph: false`` one body
 forward more) or ``3 body + (3 + 2 head_epochs) head`` (``exact``); ``paper``
 is about ``head_epochs`` times ``2 body + 3 head`` plus the floor, plus an
 AdamW step over the whole (V, d) matrix per mini-batch.
@@ -90,6 +90,9 @@ The approximation grows with ``head_lr`` times the number of steps: at 20x
 the learning rate the difference was 15% against 7%. For long fits (the
 paper's 512-sequence batches make 320 steps) check it against ``exact`` (the
 benchmark does) or use ``exact``.
+
+Options (:class:`FastOptions`, the config's ``task2vec.fast`` mapping):
+``head_fit``, ``precision`` and ``retain_graph``, as above.
 
 Padding is excluded as in ``paper``: padded positions are neither fit
 targets, inputs to a counted prediction, sampled nor scored. The probe is left
@@ -108,14 +111,15 @@ import torch
 from torch import nn
 
 from datalign.core.errors import ConfigError, DataError, TrainingError
-from datalign.task2vec.config import FAST_PRECISIONS as PRECISIONS
 from datalign.task2vec.lm import minibatch_slices, model_device, sub_seed
 from datalign.task2vec.parameters import embedding_parameters, head_module
-from datalign.task2vec.registry import BatchFisher, register_estimator
+from datalign.task2vec.estimators.fast import HEAD_FITS, PRECISIONS, FastOptions  # noqa: F401
+from datalign.task2vec.registry import BatchFisher
 
 if TYPE_CHECKING:
-    from datalign.task2vec.config import Task2VecConfig
     from datalign.lm.tokens import SequenceBatch
+    from datalign.task2vec.config import Task2VecConfig
+
 
 # Bytes of frozen head gradients (mini-batches x vocabulary x width, float32)
 # held at once; above it the vocabulary is fitted in row blocks (one extra
@@ -128,13 +132,13 @@ _TINY = torch.finfo(torch.float32).tiny
 
 
 def compute_dtype(device: torch.device, precision: str) -> torch.dtype:
-    """The dtype of the estimator's matrix products on ``device`` (``task2vec.fast_precision``).
+    """The dtype of the estimator's matrix products on ``device`` (``task2vec.fast.precision``).
 
     ``auto``: bfloat16 on a CUDA device that supports it (the device's best
     precision), float32 elsewhere; ``bfloat16`` / ``float32``: as named.
     """
     if precision not in PRECISIONS:
-        raise ConfigError(f"task2vec.fast_precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"task2vec.fast.precision: must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda_bf16 else torch.float32
@@ -183,7 +187,7 @@ class LinearHead:
 
     ``weight``/``bias`` are held in at least float32 (float64 stays float64);
     ``dtype`` is the operand dtype of its matrix products (bfloat16 for
-    ``fast_precision: bfloat16``), whose results come back in the weight's dtype.
+    ``precision: bfloat16``), whose results come back in the weight's dtype.
     """
 
     weight: torch.Tensor
@@ -420,9 +424,8 @@ def _plan(model: nn.Module, cfg: Task2VecConfig) -> _ProbePlan:
     return _ProbePlan(body=body, head=head, params=params, tied_name=tied[0] if tied else None)
 
 
-@register_estimator("fast")
 class FastEstimator:
-    """The ``paper`` Fisher from one body forward: see the module docstring."""
+    """The same quantity as paper for about one forward+backward pass (its options: task2vec.fast)."""
 
     name = "fast"
 
@@ -451,7 +454,8 @@ class FastEstimator:
                 raise DataError(f"Task2Vec Fisher: mini-batch {k} has no real (unpadded) token")
         shuffle = torch.Generator().manual_seed(sub_seed(seed, "shuffle"))
         sampler = torch.Generator(device=device).manual_seed(sub_seed(seed, "labels"))
-        dtype = compute_dtype(device, cfg.fast_precision)
+        opts: FastOptions = cfg.options_for("fast")
+        dtype = compute_dtype(device, opts.precision)
 
         def body_states(sl: slice) -> torch.Tensor:
             with body_autocast(device, dtype):
@@ -460,14 +464,14 @@ class FastEstimator:
 
         with probe_for_fisher(probe, [p for _, p in plan.params]):
             # 1. one body forward per Fisher mini-batch, graphs kept for step 3
-            with torch.set_grad_enabled(cfg.fast_retain_graph):
+            with torch.set_grad_enabled(opts.retain_graph):
                 states = [body_states(sl) for sl in slices]
             # 2. head fit on the cached states
             head = LinearHead.copy_of(plan.head, dtype)
             hidden = torch.cat([h.detach() for h in states]).to(head.weight.dtype)
             valid = real[:, 1:] & real[:, :-1]
             per_seq = [(hidden[i, :-1][valid[i]], ids[i, 1:][valid[i]]) for i in range(ids.shape[0])]
-            if cfg.fast_head_fit == "exact" or cfg.head_epochs == 0:
+            if opts.head_fit == "exact" or cfg.head_epochs == 0:
                 info = fit_head_exact(head, per_seq, cfg, shuffle)
             else:
                 first = torch.randperm(len(per_seq), generator=shuffle).tolist()
@@ -485,7 +489,7 @@ class FastEstimator:
             "head_loss_final": final_loss,
             "num_tokens": int(mask.sum()),
             "fisher_minibatches": len(slices),
-            "head_fit": cfg.fast_head_fit,
+            "head_fit": opts.head_fit,
             "precision": str(dtype).removeprefix("torch."),
         })
         return BatchFisher(fisher=fisher, info=info)

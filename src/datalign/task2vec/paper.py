@@ -62,11 +62,11 @@ from datalign.task2vec.lm import (
     weighted_mean,
 )
 from datalign.task2vec.parameters import embedding_parameters, head_parameters
-from datalign.task2vec.registry import BatchFisher, register_estimator
+from datalign.task2vec.registry import BatchFisher
 
 if TYPE_CHECKING:
-    from datalign.task2vec.config import Task2VecConfig
     from datalign.lm.tokens import SequenceBatch
+    from datalign.task2vec.config import Task2VecConfig
 
 
 def finetune_head(
@@ -161,9 +161,8 @@ def monte_carlo_fisher(
     return {name: (a / len(slices)).cpu() for (name, _), a in zip(params, acc, strict=True)}
 
 
-@register_estimator("paper")
 class PaperEstimator:
-    """The authors' Task2Vec procedure, defects fixed (see the module docstring)."""
+    """The authors' procedure, defects fixed (no options of its own)."""
 
     name = "paper"
 

@@ -1,9 +1,12 @@
-"""Training a causal language model on a fixed list of token chunks, with ``accelerate``.
+"""The causal-LM objective: next-token cross-entropy on a fixed list of token chunks.
 
 One pass over the chunks, in the order given (the caller chose them for its
-token budget with :func:`datalign.lm.tokens.training_chunks`), next-token
-cross-entropy, AdamW, linear warmup then cosine decay. The same code runs on
-CPU, one GPU, or N processes started by ``accelerate launch``.
+token budget with :func:`datalign.lm.tokens.mixed_training_chunks`), next-token
+cross-entropy (:func:`causal_lm_loss`), AdamW, linear warmup then cosine decay
+(:mod:`datalign.training.optim`). The same code runs on CPU, one GPU, or N
+processes started by ``accelerate launch``. Registered as the training
+objective ``"causal_lm"`` (:func:`run_causal_lm`, see
+:mod:`datalign.training.objectives`).
 
 Distributed semantics: ``batch_size`` is the GLOBAL batch. Each optimizer step
 consumes the next ``batch_size`` chunks of the list whatever the number of
@@ -25,21 +28,27 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
-from accelerate.utils import DataLoaderConfiguration
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from datalign.core.errors import ConfigError, DataError, TrainingError
-from datalign.lm.evaluate import next_token_losses
+from datalign.lm.evaluate import token_cross_entropies
+from datalign.lm.tokenizer import load_tokenizer
+from datalign.lm.tokens import TokenizedSplit, mixed_training_chunks
+from datalign.training.objectives import register_objective
+from datalign.training.optim import adamw, lr_at, set_lr
+from datalign.training.runs import make_accelerator, model_from_spec, prepare_for_training, save_run
 
 log = logging.getLogger(__name__)
+
+__all__ = ["StepRecord", "TrainLog", "causal_lm_loss", "lr_at", "run_causal_lm", "train_causal_lm"]
 
 
 @dataclass(frozen=True)
@@ -124,52 +133,17 @@ class TrainLog:
         return cls(**settings, records=records, wall_seconds=obj["summary"]["wall_seconds"])
 
 
-def lr_at(step: int, total_steps: int, peak_lr: float, warmup_steps: int) -> float:
-    """Learning rate of optimizer step ``step`` (0-based) out of ``total_steps``.
-
-    Linear warmup, ``lr = peak * (step + 1) / warmup_steps`` for
-    ``step < warmup_steps``; then cosine decay towards zero,
-    ``lr = peak * 0.5 * (1 + cos(pi * (step - W) / (total_steps - W)))``.
-    No step has a zero learning rate.
-    """
-    if step < warmup_steps:
-        return peak_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _make_accelerator(mixed_precision: str) -> Accelerator:
-    dl_config = DataLoaderConfiguration(split_batches=True)
-    try:
-        return Accelerator(mixed_precision=mixed_precision, dataloader_config=dl_config)
-    except ValueError as exc:
-        if "already been initialized" not in str(exc):
-            raise ConfigError(f"mixed_precision = '{mixed_precision}': {exc}") from None
-    # A second run in the same process with another precision: accelerate keeps
-    # its state process-wide, so reset it (the process group, if any, stays).
-    AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=mixed_precision, dataloader_config=dl_config)
-
-
-def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # Decay matrices and embeddings only; biases and LayerNorm gains stay undecayed.
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-def next_token_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+def causal_lm_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of token t+1 under the logits at t, over all positions of the batch.
 
     ``loss = -(1 / (B (T-1))) * sum_{b, t < T-1} log softmax(logits[b, t])[ids[b, t+1]]``,
-    computed in float32 whatever the logits' dtype.
+    computed in float32 whatever the logits' dtype (the mean of
+    :func:`datalign.lm.evaluate.token_cross_entropies`; no mask: packed chunks hold no padding).
     """
-    return next_token_losses(logits, input_ids).mean()
+    return token_cross_entropies(logits, input_ids).mean()
+
+
+# --- checks ----------------------------------------------------------------------------
 
 
 def _check_chunks(chunks: np.ndarray, model: PreTrainedModel, run_name: str) -> None:
@@ -195,6 +169,108 @@ def _check_chunks(chunks: np.ndarray, model: PreTrainedModel, run_name: str) -> 
         )
 
 
+def _check_settings(batch_size: int, lr: float, warmup_frac: float, run_name: str) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"training '{run_name}': batch_size must be >= 1, got {batch_size}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ConfigError(f"training '{run_name}': lr must be a positive number, got {lr}")
+    if not 0.0 <= warmup_frac < 1.0:
+        raise ConfigError(f"training '{run_name}': warmup_frac must be in [0, 1), got {warmup_frac}")
+
+
+def _check_batch_split(batch_size: int, num_processes: int, run_name: str) -> None:
+    if batch_size % num_processes:
+        raise ConfigError(
+            f"training '{run_name}': global batch_size {batch_size} is not divisible by "
+            f"{num_processes} processes"
+        )
+
+
+def _check_finite(global_loss: float, step: int, total_steps: int, step_lr: float, run_name: str) -> None:
+    if not math.isfinite(global_loss):
+        raise TrainingError(
+            f"NaN loss at step {step}/{total_steps} while training {run_name} "
+            f"(lr={step_lr:.3g}, loss={global_loss})"
+        )
+
+
+# --- the pieces of a run ---------------------------------------------------------------
+
+
+def _new_log(
+    chunks: np.ndarray, accelerator: Accelerator, *, run_name: str, batch_size: int, lr: float,
+    seed: int, weight_decay: float, warmup_frac: float, grad_clip: float,
+) -> TrainLog:
+    """An empty log with the run's settings: one step per ``batch_size`` chunks, the last maybe short."""
+    n_chunks, seq_len = chunks.shape
+    total_steps = -(-n_chunks // batch_size)
+    return TrainLog(
+        run_name=run_name, batch_size=batch_size, seq_len=int(seq_len), num_chunks=int(n_chunks),
+        total_steps=total_steps, peak_lr=float(lr), warmup_steps=round(warmup_frac * total_steps),
+        weight_decay=float(weight_decay), grad_clip=float(grad_clip), seed=int(seed),
+        mixed_precision=str(accelerator.mixed_precision), num_processes=accelerator.num_processes,
+        device=str(accelerator.device),
+    )
+
+
+def _chunk_loader(chunks: np.ndarray, batch_size: int) -> DataLoader:
+    """The chunks in order, ``batch_size`` at a time (global batches, see :func:`make_accelerator`)."""
+    data = TensorDataset(torch.from_numpy(chunks.astype(np.int64, copy=False)))
+    return DataLoader(data, batch_size=batch_size, shuffle=False, drop_last=False)
+
+
+def _batch_loss(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """:func:`causal_lm_loss` of this process's share of a batch."""
+    # Packed chunks hold no padding; the all-ones mask says so (EOS = PAD here).
+    mask = torch.ones_like(input_ids)
+    return causal_lm_loss(model(input_ids=input_ids, attention_mask=mask).logits, input_ids)
+
+
+def _optimizer_step(
+    accelerator: Accelerator, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor, grad_clip: float,
+) -> None:
+    """Backward (gradients averaged across processes), clip the norm to ``grad_clip`` (0: no clip), step."""
+    accelerator.backward(loss)
+    if grad_clip > 0:
+        accelerator.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _run_steps(
+    accelerator: Accelerator, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    loader: DataLoader, train_log: TrainLog, *, lr: float, grad_clip: float, start: float,
+    log_every: int, progress: bool,
+) -> None:
+    """One optimizer step per batch of ``loader``, each recorded in ``train_log``."""
+    total_steps, warmup_steps, run_name = train_log.total_steps, train_log.warmup_steps, train_log.run_name
+    with tqdm(
+        total=total_steps, desc=f"train {run_name}", unit="step", file=sys.stderr,
+        disable=not (progress and accelerator.is_local_main_process), mininterval=1.0,
+    ) as bar:
+        for step_idx, (input_ids,) in enumerate(loader):
+            step = step_idx + 1
+            step_lr = lr_at(step_idx, total_steps, lr, warmup_steps)
+            set_lr(optimizer, step_lr)
+            loss = _batch_loss(model, input_ids)
+            global_loss = float(accelerator.reduce(loss.detach(), reduction="mean"))
+            _check_finite(global_loss, step, total_steps, step_lr, run_name)
+            _optimizer_step(accelerator, model, optimizer, loss, grad_clip)
+            train_log.records.append(StepRecord(
+                step=step,
+                tokens_seen=min(step * train_log.batch_size, train_log.num_chunks) * train_log.seq_len,
+                loss=global_loss,
+                lr=step_lr,
+                seconds=time.perf_counter() - start,
+            ))
+            bar.update(1)
+            if step % max(1, log_every) == 0 or step == total_steps:
+                bar.set_postfix(loss=f"{global_loss:.4f}", lr=f"{step_lr:.2e}", refresh=False)
+                log.info("%s step %d/%d loss %.4f lr %.3g", run_name, step, total_steps,
+                         global_loss, step_lr)
+
+
 def train_causal_lm(
     model: PreTrainedModel,
     chunks: np.ndarray,
@@ -214,119 +290,50 @@ def train_causal_lm(
 
     Each step takes the next ``batch_size`` chunks (the global batch; see the
     module docstring for N processes), minimises the mean next-token
-    cross-entropy (:func:`next_token_loss`) with AdamW (betas 0.9/0.95,
+    cross-entropy (:func:`causal_lm_loss`) with AdamW (betas 0.9/0.95,
     ``weight_decay`` on matrices and embeddings only), clips the gradient norm
     to ``grad_clip`` (0 disables), and follows :func:`lr_at` with
     ``warmup_steps = round(warmup_frac * total_steps)``. Dropout draws from
     ``seed`` (offset by the process index), so a run on CPU is deterministic.
 
     A non-finite loss raises :class:`TrainingError` naming the step. The model
-    ends in eval mode on the accelerator's device, unwrapped (no DDP or
-    autocast wrapper left on it). ``log_every`` sets how often a step is
-    logged through ``logging`` and shown on the progress bar (stderr); every
-    step is recorded in the returned :class:`TrainLog`.
+    ends in eval mode on the accelerator's device, never wrapped or patched by
+    ``accelerate`` (:func:`datalign.training.runs.prepare_for_training`).
+    ``log_every`` sets how often a step is logged through ``logging`` and
+    shown on the progress bar (stderr); every step is recorded in the
+    returned :class:`TrainLog`.
     """
     chunks = np.asarray(chunks)
     _check_chunks(chunks, model, run_name)
-    if batch_size < 1:
-        raise ConfigError(f"training '{run_name}': batch_size must be >= 1, got {batch_size}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ConfigError(f"training '{run_name}': lr must be a positive number, got {lr}")
-    if not 0.0 <= warmup_frac < 1.0:
-        raise ConfigError(f"training '{run_name}': warmup_frac must be in [0, 1), got {warmup_frac}")
-
-    accelerator = _make_accelerator(mixed_precision)
-    n_proc = accelerator.num_processes
-    if batch_size % n_proc:
-        raise ConfigError(
-            f"training '{run_name}': global batch_size {batch_size} is not divisible by "
-            f"{n_proc} processes"
-        )
+    _check_settings(batch_size, lr, warmup_frac, run_name)
+    accelerator = make_accelerator(mixed_precision)
+    _check_batch_split(batch_size, accelerator.num_processes, run_name)
     torch.manual_seed(seed + accelerator.process_index)
-
-    n_chunks, seq_len = chunks.shape
-    total_steps = -(-n_chunks // batch_size)
-    warmup_steps = round(warmup_frac * total_steps)
-    train_log = TrainLog(
-        run_name=run_name, batch_size=batch_size, seq_len=int(seq_len), num_chunks=int(n_chunks),
-        total_steps=total_steps, peak_lr=float(lr), warmup_steps=warmup_steps,
-        weight_decay=float(weight_decay), grad_clip=float(grad_clip), seed=int(seed),
-        mixed_precision=str(accelerator.mixed_precision), num_processes=n_proc,
-        device=str(accelerator.device),
-    )
-
-    data = TensorDataset(torch.from_numpy(chunks.astype(np.int64, copy=False)))
-    # With split_batches=True the loader yields GLOBAL batches that accelerate
-    # slices across processes, so the step sequence does not depend on N.
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, drop_last=False)
-    optimizer = torch.optim.AdamW(
-        _decay_groups(model, weight_decay), lr=lr, betas=(0.9, 0.95), eps=1e-8
-    )
+    train_log = _new_log(chunks, accelerator, run_name=run_name, batch_size=batch_size, lr=lr,
+                         seed=seed, weight_decay=weight_decay, warmup_frac=warmup_frac,
+                         grad_clip=grad_clip)
+    loader = _chunk_loader(chunks, batch_size)
+    optimizer = adamw(model, lr, weight_decay)
     model.train()
-    # accelerate patches mixed-precision autocast onto the instance's forward;
-    # remember what the instance had so the caller gets its model back unpatched.
-    own_attrs = {k: model.__dict__[k] for k in ("forward", "_original_forward") if k in model.__dict__}
-    prepared_model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-
-    bar = tqdm(
-        total=total_steps, desc=f"train {run_name}", unit="step", file=sys.stderr,
-        disable=not (progress and accelerator.is_local_main_process), mininterval=1.0,
-    )
+    prepared, optimizer, loader = prepare_for_training(accelerator, model, optimizer, loader)
     log.info(
         "training %s: %d chunks x %d tokens, %d steps of %d, lr %g, %d warmup, %s x%d, %s",
-        run_name, n_chunks, seq_len, total_steps, batch_size, lr, warmup_steps,
-        accelerator.device, n_proc, accelerator.mixed_precision,
+        run_name, train_log.num_chunks, train_log.seq_len, train_log.total_steps, batch_size, lr,
+        train_log.warmup_steps, accelerator.device, accelerator.num_processes,
+        accelerator.mixed_precision,
     )
     start = time.perf_counter()
     try:
-        for step_idx, (input_ids,) in enumerate(loader):
-            step = step_idx + 1
-            step_lr = lr_at(step_idx, total_steps, lr, warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = step_lr
-            # Packed chunks hold no padding; the all-ones mask says so (EOS = PAD here).
-            mask = torch.ones_like(input_ids)
-            logits = prepared_model(input_ids=input_ids, attention_mask=mask).logits
-            loss = next_token_loss(logits, input_ids)
-            global_loss = float(accelerator.reduce(loss.detach(), reduction="mean"))
-            if not math.isfinite(global_loss):
-                raise TrainingError(
-                    f"NaN loss at step {step}/{total_steps} while training {run_name} "
-                    f"(lr={step_lr:.3g}, loss={global_loss})"
-                )
-            accelerator.backward(loss)
-            if grad_clip > 0:
-                accelerator.clip_grad_norm_(prepared_model.parameters(), grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-            record = StepRecord(
-                step=step,
-                tokens_seen=min(step * batch_size, n_chunks) * int(seq_len),
-                loss=global_loss,
-                lr=step_lr,
-                seconds=time.perf_counter() - start,
-            )
-            train_log.records.append(record)
-            bar.update(1)
-            if step % max(1, log_every) == 0 or step == total_steps:
-                bar.set_postfix(loss=f"{global_loss:.4f}", lr=f"{step_lr:.2e}", refresh=False)
-                log.info("%s step %d/%d loss %.4f lr %.3g", run_name, step, total_steps,
-                          global_loss, step_lr)
+        _run_steps(accelerator, prepared, optimizer, loader, train_log, lr=lr, grad_clip=grad_clip,
+                   start=start, log_every=log_every, progress=progress)
     finally:
-        bar.close()
         accelerator.wait_for_everyone()
-        # Undo the autocast patch by hand: unwrap_model(keep_fp32_wrapper=False)
-        # unwraps through every functools.wraps layer, transformers' own included.
-        for key in ("forward", "_original_forward"):
-            model.__dict__.pop(key, None)
-        model.__dict__.update(own_attrs)
-        del prepared_model
+        del prepared
         accelerator.free_memory()
         model.eval()
-    if len(train_log.records) != total_steps:
+    if len(train_log.records) != train_log.total_steps:
         raise TrainingError(
-            f"training {run_name} ran {len(train_log.records)} steps, {total_steps} expected"
+            f"training {run_name} ran {len(train_log.records)} steps, {train_log.total_steps} expected"
         )
     train_log.wall_seconds = time.perf_counter() - start
     log.info(
@@ -334,3 +341,46 @@ def train_causal_lm(
         train_log.final_loss, train_log.tokens, train_log.wall_seconds, train_log.tokens_per_second,
     )
     return train_log
+
+
+# --- the objective ---------------------------------------------------------------------
+
+# Spec keys passed on to train_causal_lm when present (its defaults apply otherwise).
+_TRAIN_SETTINGS = ("weight_decay", "warmup_frac", "grad_clip", "mixed_precision")
+
+
+def spec_chunks(spec: dict[str, Any]) -> np.ndarray:
+    """The training chunks a job spec names: ``seq_len``-token chunks of ``tokens`` (one
+    split or several mixed equally) for ``token_budget`` tokens, drawn with ``seed``."""
+    files = [spec["tokens"]] if isinstance(spec["tokens"], str) else list(spec["tokens"])
+    splits = [TokenizedSplit.load(f, name=f"{Path(f).parent.name}/{Path(f).stem}") for f in files]
+    chunks = mixed_training_chunks(splits, spec["seq_len"], spec["token_budget"], spec["seed"])
+    log.info("%s: %d chunks of %d tokens from %s", spec["run_name"], len(chunks), spec["seq_len"],
+             ", ".join(s.name for s in splits))
+    return chunks
+
+
+@register_objective("causal_lm")
+def run_causal_lm(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """The ``"causal_lm"`` objective: train the model ``spec`` names on its chunks, save it.
+
+    ``spec`` is a :meth:`datalign.training.launch.TrainJob.to_json` dict: the
+    model (:func:`datalign.training.runs.model_from_spec`), its chunks
+    (:func:`spec_chunks`), then :func:`train_causal_lm` with the spec's
+    settings. The checkpoint goes to ``out_dir`` with ``train_log.json`` = the
+    log's JSON plus ``spec["record"]`` (main process only); that dict is returned.
+    This objective takes no ``options``.
+    """
+    if spec.get("options"):
+        raise ConfigError(
+            f"training '{spec['run_name']}': the causal_lm objective takes no options, "
+            f"got {sorted(spec['options'])}"
+        )
+    tokenizer = load_tokenizer(spec["tokenizer"])
+    model = model_from_spec(spec, tokenizer)
+    chunks = spec_chunks(spec)
+    train_log = train_causal_lm(
+        model, chunks, batch_size=spec["batch_size"], lr=spec["lr"], seed=spec["seed"],
+        run_name=spec["run_name"], **{k: spec[k] for k in _TRAIN_SETTINGS if k in spec},
+    )
+    return save_run(model, tokenizer, out_dir, train_log.to_json(), spec.get("record"))

@@ -8,10 +8,13 @@ run here (:func:`run_train_job`) or handed to ``N`` worker processes::
     python -m accelerate.commands.launch --multi_gpu --num_processes N \\
         --module datalign.training.launch JOB.json
 
-Every process builds the same model from the same seed and computes the same
-chunks; :func:`datalign.training.causal_lm.train_causal_lm` splits each global batch
-across the processes and averages their gradients, so 1 and N processes solve
-the same optimisation problem. Only the main process writes the checkpoint.
+A job names its training objective (``objective``, default ``"causal_lm"``);
+:func:`run_train_job` runs the function registered under that name
+(:mod:`datalign.training.objectives`) on the job's JSON. Every process builds
+the same model from the same seed and computes the same data; the objective
+(e.g. :func:`datalign.training.causal_lm.train_causal_lm`) splits each global
+batch across the processes and averages their gradients, so 1 and N processes
+solve the same optimisation problem. Only the main process writes the checkpoint.
 
 On GPUs the processes talk over NCCL, one GPU each. Without CUDA they run on
 the CPU and talk over gloo: ``accelerate`` has no multi-process CPU launcher
@@ -36,6 +39,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from datalign.core.errors import ConfigError, TrainingError
+from datalign.lm.devices import cuda_devices
+from datalign.training.objectives import objective_runner, run_objective
+
+__all__ = ["TrainJob", "launch_command", "launch_env", "launch_train_job", "main", "run_train_job"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,11 @@ class TrainJob:
     (:func:`datalign.lm.tokens.mixed_training_chunks`); ``out_dir`` receives the checkpoint
     with ``train_log.json`` (the training log plus ``record``).
     ``base_dtype`` (e.g. ``"bfloat16"``) casts a base's weights on load, for
-    bases too large to train in float32.
+    bases too large to train in float32. ``objective`` names the registered
+    training objective that runs the job (:mod:`datalign.training.objectives`;
+    ``"causal_lm"``: next-token cross-entropy on the token chunks), and
+    ``options`` holds that objective's own settings (JSON-able; the causal-LM
+    objective takes none).
     """
 
     run_name: str
@@ -78,12 +89,20 @@ class TrainJob:
     mixed_precision: str = "no"
     threads: int = 1
     record: dict[str, Any] = field(default_factory=dict)
+    objective: str = "causal_lm"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.base is None) == (self.architecture is None):
             raise ConfigError(
                 f"training job '{self.run_name}': give a base model or an architecture, one of them"
             )
+        if not isinstance(self.objective, str) or not self.objective:
+            raise ConfigError(f"training job '{self.run_name}': objective must be a name, "
+                              f"got {self.objective!r}")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"training job '{self.run_name}': options must be a mapping, "
+                              f"got {type(self.options).__name__}")
 
     def to_json(self) -> dict[str, Any]:
         """The job as a JSON-serialisable dict (:meth:`from_json` reads it back)."""
@@ -98,64 +117,18 @@ class TrainJob:
         return cls(**obj)
 
 
-def _is_main_process() -> bool:
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
-
-
 def run_train_job(job: TrainJob) -> dict[str, Any]:
     """Train one model as ``job`` says and return its training record.
 
-    Builds the model (fresh GPT-2 from ``architecture`` with ``seed``, or
-    ``base`` loaded), takes :func:`datalign.lm.tokens.training_chunks` of the
-    tokenized split, runs :func:`datalign.training.causal_lm.train_causal_lm`, and, on the
-    main process only, saves the checkpoint with ``train_log.json`` =
-    the training log's JSON plus ``job.record``. Called by every process of a
-    multi-process launch; the record returned is the same on all of them.
+    Runs the objective registered as ``job.objective``
+    (:func:`datalign.training.objectives.run_objective`) on ``job.to_json()``
+    and ``job.out_dir``: it trains, saves the checkpoint with
+    ``train_log.json`` = the training log's JSON plus ``job.record`` on the
+    main process only, and returns that record. Called by every process of a
+    multi-process launch; the record returned is the same on all of them. An
+    unknown objective is a :class:`ConfigError`.
     """
-    from datalign.lm.models import build_gpt2, load_model, save_checkpoint
-    from datalign.lm.tokenizer import load_tokenizer
-    from datalign.lm.tokens import TokenizedSplit, mixed_training_chunks
-    from datalign.training.causal_lm import train_causal_lm
-
-    tokenizer = load_tokenizer(job.tokenizer)
-    if job.architecture is not None:
-        model = build_gpt2(job.architecture, vocab_size=len(tokenizer),
-                           eos_id=tokenizer.eos_token_id, seed=job.seed)
-    else:
-        model = load_model(str(job.base), dtype=job.base_dtype)
-    files = [job.tokens] if isinstance(job.tokens, str) else list(job.tokens)
-    splits = [TokenizedSplit.load(f, name=f"{Path(f).parent.name}/{Path(f).stem}") for f in files]
-    chunks = mixed_training_chunks(splits, job.seq_len, job.token_budget, job.seed)
-    log.info("%s: %d chunks of %d tokens from %s", job.run_name, len(chunks), job.seq_len,
-             ", ".join(s.name for s in splits))
-    train_log = train_causal_lm(
-        model, chunks, batch_size=job.batch_size, lr=job.lr, seed=job.seed,
-        weight_decay=job.weight_decay, warmup_frac=job.warmup_frac, grad_clip=job.grad_clip,
-        mixed_precision=job.mixed_precision, run_name=job.run_name,
-    )
-    record = train_log.to_json()
-    record.update(job.record)
-    if _is_main_process():
-        save_checkpoint(model, tokenizer, job.out_dir, extra_files={"train_log.json": record})
-    return record
-
-
-def cuda_devices() -> int:
-    """Number of CUDA devices this process sees (0 without CUDA)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def inference_device() -> Any:
-    """The device a single-process job (evaluation, Task2Vec) should use: the first
-    visible GPU (``cuda:0``, i.e. the one SLURM or ``CUDA_VISIBLE_DEVICES`` gave the
-    job), else the CPU."""
-    import torch
-
-    return torch.device("cuda:0") if cuda_devices() else torch.device("cpu")
+    return run_objective(job.to_json(), job.out_dir)
 
 
 def launch_command(
@@ -224,6 +197,7 @@ def launch_train_job(
         raise ConfigError(f"training '{job.run_name}': num_processes must be >= 1, got {num_processes}")
     if num_processes == 1:
         return run_train_job(job)
+    objective_runner(job.objective)  # an unknown objective fails here, before any launch
     gpus = cuda_devices()
     if on_cpu is None:
         on_cpu = gpus == 0

@@ -6,7 +6,6 @@ here makes it testable without Snakemake and keeps the rules declarative.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,18 @@ class EmbeddingSet:
 
     @property
     def label(self) -> str:
+        """The set's key in the alignment tables (``row``/``col`` of alignment.csv)."""
         return f"{self.dataset}/{self.split}"
+
+
+def train_key(dataset: str) -> str:
+    """The alignment-table key of a training set (its train split)."""
+    return EmbeddingSet(dataset, "train").label
+
+
+def eval_key(dataset: str) -> str:
+    """The alignment-table key of an evaluation set (its test split)."""
+    return EmbeddingSet(dataset, "test").label
 
 
 def settings(config: dict[str, Any]) -> list[str]:
@@ -48,31 +58,43 @@ def embedding_sets(config: dict[str, Any]) -> list[EmbeddingSet]:
 
 
 def datasets_used(config: dict[str, Any]) -> list[str]:
-    """Every registered dataset the study needs prepared (mixture components included)."""
-    needed: set[str] = set()
-    for setting in settings(config):
-        needed.update(train_sets(config, setting))
-        needed.update(eval_sets(config, setting))
-    if config["tokenizer"]["kind"] == "bpe":
-        needed.update(config["tokenizer"]["train_on"])
-    if config["probe"].get("pretrained") is None:
-        needed.update(config["probe"]["pretrain"]["datasets"])
-    frontier = list(needed)
-    while frontier:
-        spec = config["datasets"][frontier.pop()]
-        for comp in spec.get("components", {}) if spec["source"] == "mixture" else {}:
-            if comp not in needed:
-                needed.add(comp)
-                frontier.append(comp)
-    return sorted(needed)
+    """Every registered dataset the study needs prepared: its training and evaluation
+    sets, the tokenizer's and the probe's training sets, mixture components included."""
+    from datalign.studies import datasets_used as all_used
+
+    return all_used({**config, "studies": ["alignment"]})
+
+
+#: Keys of an experiment that say what is evaluated, not how a model is trained:
+#: changing them retrains nothing.
+EVALUATION_KEYS = ("eval_sets", "eval_tokens")
+
+
+def training_keys(config: dict[str, Any], setting: str) -> dict[str, Any]:
+    """What changes one model of a setting: its training keys (not the list of sets)."""
+    exp = config["experiments"][setting]
+    return {k: v for k, v in exp.items() if k not in (*EVALUATION_KEYS, "train_sets")}
+
+
+def evaluation_keys(config: dict[str, Any], setting: str) -> dict[str, Any]:
+    """What changes one loss besides its model: the held-out tokens and how they are cut and batched."""
+    exp = config["experiments"][setting]
+    return {k: exp[k] for k in ("eval_tokens", "seq_len", "batch_size") if k in exp}
+
+
+def training_plan(config: dict[str, Any]) -> dict[str, Any]:
+    """Per setting: the training keys and the models trained (the DVC training stage's params)."""
+    return {s: {**training_keys(config, s), "train_sets": train_sets(config, s)} for s in settings(config)}
+
+
+def evaluation_plan(config: dict[str, Any]) -> dict[str, Any]:
+    """Per setting: what the evaluation stage computes (models x sets, tokens)."""
+    return {
+        s: {**evaluation_keys(config, s), "train_sets": train_sets(config, s), "eval_sets": eval_sets(config, s)}
+        for s in settings(config)
+    }
 
 
 def evaluation_pairs(config: dict[str, Any], setting: str) -> list[tuple[str, str]]:
     """(train_set, eval_set) pairs evaluated in a setting: every model on every evaluation set."""
     return [(t, e) for t in train_sets(config, setting) for e in eval_sets(config, setting)]
-
-
-def derived_seed(config: dict[str, Any], *parts: str) -> int:
-    """A stage-specific seed: the master seed hashed with the stage's name parts (stable across runs)."""
-    text = ":".join([str(config.get("seed", 0)), *parts])
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)

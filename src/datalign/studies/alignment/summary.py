@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from datalign.studies.alignment.plan import eval_key, train_key
+
 
 def mixture_interventions(
     datasets: dict[str, dict[str, Any]], pairs: pd.DataFrame, eval_sets: list[str]
@@ -23,7 +25,7 @@ def mixture_interventions(
     index = pairs.set_index(["row", "col"])["alignment"]
 
     def align(name: str, eval_set: str) -> float | None:
-        key = (f"{name}/train", f"{eval_set}/test")
+        key = (train_key(name), eval_key(eval_set))
         return float(index.loc[key]) if key in index.index else None
 
     families: dict[tuple[str, ...], dict[str, dict[str, float]]] = {}

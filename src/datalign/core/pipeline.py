@@ -1,0 +1,157 @@
+"""Artifact families: the one table from which the DVC stages are generated.
+
+Snakemake owns the graph of jobs; DVC stores, shares and versions what the jobs
+wrote. The bridge between them is a list of :class:`Family` objects, one per DVC
+stage: which rules write the family, which rule files and scripts they run,
+which directories DVC caches, which upstream artifacts and which resolved-config
+keys the stage depends on. From that list alone,
+
+* :func:`dvc_stages` writes ``dvc.yaml`` (``datalign dvc-yaml``; a test checks the
+  committed file equals the generated one), with each stage's library modules
+  found by following the scripts' imports (:func:`library_modules`), and
+* the workflow defines one target rule ``dvc_<family>`` per family whose input is
+  the family's files (the study's ``family_targets``).
+
+Each stage runs ``snakemake dvc_<family> --allowed-rules <its rules> dvc_<family>``,
+so it writes its own family and takes every upstream artifact as given.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: The study file every DVC stage hands to ``snakemake --configfile`` and the
+#: results directory it writes to; both are DVC variables from params.yaml.
+CONFIG_VAR = "${config}"
+RESULTS_VAR = "${results_dir}"
+
+
+@dataclass(frozen=True)
+class Family:
+    """One artifact family, one DVC stage.
+
+    ``outs`` and ``deps`` are paths relative to the results directory (``""``
+    prefixes nothing); ``rule_files`` and ``scripts`` are relative to the
+    repository root; ``params`` are dotted keys of the resolved study file
+    (``results/study.yaml``: ``config.*`` for the config, ``plan.*`` for what the
+    study derived from it). ``comment`` goes above the stage in ``dvc.yaml``.
+    """
+
+    name: str
+    rules: tuple[str, ...]
+    rule_files: tuple[str, ...]
+    scripts: tuple[str, ...]
+    outs: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    extra_code: tuple[str, ...] = field(default=())
+    cores: str = "all"
+    comment: str = ""
+
+
+def _module_file(src: Path, module: str) -> Path | None:
+    """``src/datalign/a/b.py`` or ``src/datalign/a/b/__init__.py`` for ``datalign.a.b``."""
+    base = src.joinpath(*module.split("."))
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """``datalign`` modules a file imports (absolute imports, any depth, lazy ones included)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "datalign")
+        elif (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+              and node.module.split(".")[0] == "datalign"):
+            found.add(node.module)
+            # `from datalign.x import y` may name a submodule y.
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return found
+
+
+def _discovers_modules(path: Path) -> bool:
+    """Whether a package module loads its siblings by discovery (pkgutil), not by import."""
+    return "iter_modules" in path.read_text()
+
+
+def library_modules(src: Path, scripts: Iterable[Path]) -> list[Path]:
+    """Every file of the ``datalign`` package that ``scripts`` run, directly or not.
+
+    Follows absolute ``datalign`` imports transitively, adds each imported
+    module's parent packages' ``__init__.py`` (Python runs them), and every
+    module of a package that discovers its modules at run time (a registry that
+    scans its folder with ``pkgutil.iter_modules``). ``src`` is the directory
+    holding the ``datalign`` package.
+    """
+    seen: set[Path] = set()
+    todo = [Path(s) for s in scripts]
+    for script in todo:
+        if not script.is_file():
+            raise FileNotFoundError(f"pipeline table names a missing script: {script}")
+    while todo:
+        path = todo.pop()
+        for module in _imports(path):
+            parts = module.split(".")
+            for i in range(1, len(parts) + 1):
+                target = _module_file(src, ".".join(parts[:i]))
+                if target is not None and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+                    if target.name == "__init__.py" and _discovers_modules(target):
+                        for sibling in sorted(target.parent.rglob("*.py")):
+                            if sibling not in seen:
+                                seen.add(sibling)
+                                todo.append(sibling)
+    return sorted(seen)
+
+
+def _results(path: str) -> str:
+    return f"{RESULTS_VAR}/{path}" if path else RESULTS_VAR
+
+
+def dvc_stages(families: Sequence[Family], repo: Path) -> dict[str, Any]:
+    """The ``stages`` mapping of ``dvc.yaml`` for ``families`` (in order)."""
+    src = repo / "src"
+    stages: dict[str, Any] = {}
+    for fam in families:
+        code = [*fam.rule_files, *fam.scripts, *fam.extra_code]
+        modules = library_modules(src, [repo / s for s in fam.scripts])
+        code += [str(m.relative_to(repo)) for m in modules]
+        target = f"dvc_{fam.name}"
+        stage: dict[str, Any] = {
+            "cmd": (
+                f"snakemake {target} --cores {fam.cores} --configfile {CONFIG_VAR} "
+                f"--config results_dir={RESULTS_VAR} "
+                f"--allowed-rules {' '.join([*fam.rules, target])}"
+            ),
+        }
+        if fam.params:
+            stage["params"] = [{_results("study.yaml"): list(fam.params)}]
+        stage["deps"] = [*[_results(d) for d in fam.deps], *dict.fromkeys(code)]
+        stage["outs"] = [_results(o) for o in fam.outs]
+        stages[fam.name] = stage
+    return stages
+
+
+def render_dvc_yaml(families: Sequence[Family], repo: Path, header: str) -> str:
+    """The whole ``dvc.yaml`` text: ``header`` (comment lines), then the stages."""
+    import yaml
+
+    stages = dvc_stages(families, repo)
+    out = [header.rstrip("\n"), "", "stages:"]
+    for fam in families:
+        if fam.comment:
+            out += [f"  # {line}" if line else "  #" for line in fam.comment.splitlines()]
+        body = yaml.safe_dump({fam.name: stages[fam.name]}, sort_keys=False, width=200)
+        out += ["  " + line if line else line for line in body.rstrip("\n").splitlines()]
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -1,0 +1,180 @@
+"""The alignment study as the workflow sees it: rule files, DVC families, targets, checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datalign.core.errors import ConfigError
+from datalign.core.pipeline import Family
+from datalign.studies import Study, require_registered
+from datalign.studies.alignment import plan
+from datalign.studies.alignment.paths import AlignmentPaths
+from datalign.task2vec.config import task2vec_schema
+
+RULES = "workflow/rules/alignment"
+SCRIPTS = "workflow/scripts/alignment"
+
+#: The alignment study's DVC stages, after the shared ones (study, data, probe).
+FAMILIES = (
+    Family(
+        name="task2vec",
+        rules=("task2vec",),
+        rule_files=(f"{RULES}/task2vec.smk",),
+        scripts=(f"{SCRIPTS}/task2vec.py",),
+        outs=("task2vec",),
+        deps=("probe", "tokens"),
+        params=("config.seed", "config.task2vec", "plan.embedding_sets"),
+    ),
+    Family(
+        name="alignment",
+        rules=("alignment",),
+        rule_files=(f"{RULES}/alignment.smk",),
+        scripts=(f"{SCRIPTS}/alignment.py",),
+        outs=("alignment",),
+        deps=("task2vec",),
+        params=("config.seed", "config.alignment", "config.task2vec.distance"),
+    ),
+    Family(
+        name="training",
+        rules=("train", "loss_curves"),
+        rule_files=(f"{RULES}/train.smk", f"{RULES}/report.smk"),
+        scripts=(f"{SCRIPTS}/train.py", f"{SCRIPTS}/loss_curves.py"),
+        outs=("checkpoints", "plots"),
+        deps=("tokenizer", "tokens", "probe"),
+        # how the models are trained, not what they are evaluated on
+        params=("config.seed", "plan.training"),
+    ),
+    Family(
+        name="evaluation",
+        rules=("evaluate",),
+        rule_files=(f"{RULES}/evaluate.smk",),
+        scripts=(f"{SCRIPTS}/evaluate.py",),
+        outs=("losses",),
+        deps=("checkpoints", "tokens"),
+        params=("plan.evaluation",),
+    ),
+    Family(
+        name="correlation",
+        rules=("correlate", "summary"),
+        rule_files=(f"{RULES}/correlate.smk", f"{RULES}/report.smk"),
+        scripts=(f"{SCRIPTS}/correlate.py", f"{SCRIPTS}/summary.py"),
+        outs=("correlation", "summary.json", "summary.md"),
+        deps=("alignment/alignment.csv", "alignment/diversity.csv", "losses"),
+        # the summary records the whole resolved config
+        params=("config",),
+        comment=(
+            "Depends on the alignment tables and the losses only: with those two pulled,\n"
+            "`dvc repro --single-item correlation` re-correlates without any checkpoint."
+        ),
+    ),
+)
+
+
+def tokenized(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dataset, split) token files the study reads: Task2Vec sets, training and evaluation splits."""
+    files = {(es.dataset, es.split) for es in plan.embedding_sets(config)}
+    for setting in plan.settings(config):
+        files.update((t, "train") for t in plan.train_sets(config, setting))
+        files.update((e, "test") for e in plan.eval_sets(config, setting))
+    return sorted(files)
+
+
+def family_targets(family: str, config: dict[str, Any]) -> list[str]:
+    """The files of one of the study's families (the input of its rule ``dvc_<family>``)."""
+    p = AlignmentPaths(config["results_dir"])
+    settings = plan.settings(config)
+    if family == "task2vec":
+        return [p.embeddings(es.dataset, es.split) for es in plan.embedding_sets(config)]
+    if family == "alignment":
+        return [p.alignment_table(), p.diversity_table(), p.heatmap()]
+    if family == "training":
+        return [
+            *[p.checkpoint(s, t) for s in settings for t in plan.train_sets(config, s)],
+            *[p.loss_curves(s) for s in settings],
+        ]
+    if family == "evaluation":
+        return [p.loss(s, t, e) for s in settings for t, e in plan.evaluation_pairs(config, s)]
+    if family == "correlation":
+        return [p.summary_json(), *[p.correlation_scatter(s) for s in settings]]
+    raise ConfigError(f"the alignment study has no artifact family '{family}'")
+
+
+def final_targets(config: dict[str, Any]) -> list[str]:
+    """What ``rule all`` builds for the study."""
+    p = AlignmentPaths(config["results_dir"])
+    targets = [p.heatmap(), p.diversity_plot(), p.summary_json()]
+    for setting in plan.settings(config):
+        targets += [p.correlation_scatter(setting), p.loss_curves(setting)]
+    return targets
+
+
+def dvc_metrics(config: dict[str, Any]) -> list[str]:
+    """`dvc metrics show`: Pearson r, r^2, Spearman rho, p-values and CIs per setting."""
+    return [AlignmentPaths(config["results_dir"]).summary_json()]
+
+
+def dvc_plots(config: dict[str, Any]) -> list[Any]:
+    """`dvc plots show`: alignment against loss (interactive, one per setting), the
+    workflow's own scatter plots with the fitted line and band, and the training curves."""
+    p = AlignmentPaths(config["results_dir"])
+    settings = plan.settings(config)
+    interactive = [
+        {
+            f"alignment_vs_loss_{s}": {
+                "template": "scatter",
+                "title": f"{s}: alignment with the evaluation set vs. cross-entropy",
+                "x": "alignment",
+                "y": {p.correlation_points(s): "cross_entropy"},
+            }
+        }
+        for s in settings
+    ]
+    return [*interactive, *[p.correlation_scatter(s) for s in settings], f"{p.root}/plots"]
+
+
+def check(config: dict[str, Any]) -> None:
+    """References and sizes the schema cannot express, checked before any job runs."""
+    experiments = config.get("experiments") or {}
+    if not experiments:
+        raise ConfigError("config key 'experiments': at least one setting (finetune or pretrain) is required")
+    for setting, exp in experiments.items():
+        require_registered(config, exp["train_sets"], f"experiments.{setting}.train_sets")
+        require_registered(config, exp["eval_sets"], f"experiments.{setting}.eval_sets")
+        # correlate needs three (alignment, loss) points; knowing it now saves every training job.
+        points = len(exp["train_sets"]) * len(exp["eval_sets"])
+        if points < 3:
+            raise ConfigError(
+                f"config key 'experiments.{setting}': {len(exp['train_sets'])} training x "
+                f"{len(exp['eval_sets'])} evaluation sets give {points} (alignment, loss) points; "
+                "the correlation needs at least 3"
+            )
+
+
+STUDY = Study(
+    name="alignment",
+    schema=Path(__file__).resolve().parent / "schema.yaml",
+    rule_files=tuple(
+        f"{RULES}/{name}.smk"
+        for name in ("common", "task2vec", "alignment", "train", "evaluate", "correlate", "report")
+    ),
+    families=FAMILIES,
+    family_targets=family_targets,
+    final_targets=final_targets,
+    text_datasets=lambda config: [
+        name
+        for setting in plan.settings(config)
+        for name in (*plan.train_sets(config, setting), *plan.eval_sets(config, setting))
+    ],
+    tokenized=tokenized,
+    check=check,
+    needs_probe=lambda config: True,
+    plan=lambda config: {
+        "embedding_sets": [es.label for es in plan.embedding_sets(config)],
+        "training": plan.training_plan(config),
+        "evaluation": plan.evaluation_plan(config),
+    },
+    generated_properties=lambda: {"task2vec": task2vec_schema()},
+    dvc_metrics=dvc_metrics,
+    dvc_plots=dvc_plots,
+)

@@ -1,0 +1,23 @@
+"""The Task2Vec estimators, one module each.
+
+Every module here whose name does not start with ``_`` is imported by
+:func:`import_all`, which the registry calls the first time an estimator is
+looked up (see :mod:`datalign.task2vec.registry`); its ``@register_estimator``
+decorator makes it available by name. Adding an estimator is adding a module:
+nothing here names them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+
+def import_all() -> list[str]:
+    """Import every module of this package not starting with ``_`` (sorted); their names."""
+    names = []
+    for info in pkgutil.iter_modules(__path__, __name__ + "."):
+        if not info.name.rsplit(".", 1)[1].startswith("_"):
+            importlib.import_module(info.name)
+            names.append(info.name)
+    return names

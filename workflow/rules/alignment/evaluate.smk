@@ -1,0 +1,22 @@
+# Cross-entropy and perplexity of every model on every evaluation set of its setting.
+
+
+rule evaluate:
+    input:
+        model=A.checkpoint(),
+        tokens=lambda wc: P.tokens(wc.eval_set, "test"),
+    output:
+        loss=A.loss(),
+    params:
+        experiment=evaluation_params,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/evaluate/{setting}_{train_set}_{eval_set}.log",
+    threads: rule_threads("evaluate")
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+        gpu=res("evaluate", "gpu"),
+    script:
+        "../../scripts/alignment/evaluate.py"

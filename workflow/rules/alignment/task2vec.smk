@@ -1,0 +1,26 @@
+# Task2Vec: one Fisher embedding per batch of each (dataset, split) the study compares.
+
+
+rule task2vec:
+    input:
+        probe=P.probe_model(),
+        tokens=P.tokens(),
+    output:
+        embeddings=A.embeddings(),
+        meta=A.embeddings_meta(),
+    params:
+        task2vec=canonical(config["task2vec"]),
+        seed=lambda wc: derived_seed(config, "task2vec", wc.dataset, wc.split),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/task2vec/{dataset}_{split}.log",
+    benchmark:
+        "logs/benchmarks/task2vec/{dataset}_{split}.tsv"
+    threads: rule_threads("task2vec")
+    resources:
+        mem_mb=res("task2vec", "mem_mb"),
+        runtime=res("task2vec", "runtime"),
+        gpu=res("task2vec", "gpu"),
+    script:
+        "../../scripts/alignment/task2vec.py"
