@@ -15,7 +15,14 @@
 include: "workflow/rules/common.smk"
 include: "workflow/rules/shared/study.smk"
 include: "workflow/rules/shared/data.smk"
-include: "workflow/rules/shared/lm.smk"
+
+
+# The language-model layer (tokenizer, token ids, probe) where the config has one:
+# a study on images alone needs neither.
+if config.get("tokenizer") and config.get("probe"):
+
+    include: "workflow/rules/shared/lm.smk"
+
 
 
 for _study in STUDIES:

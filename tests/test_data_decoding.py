@@ -123,10 +123,13 @@ def _package(tmp_path, monkeypatch, bad: bytes):
     return {"source": "package", "package": "textpkg_8127", "files": "docs/*.txt", "split": FRACTIONS}
 
 
-def test_package_default_falls_back_to_latin1_and_counts(tmp_path, monkeypatch, caplog):
+def test_package_fallback_to_latin1_is_asked_for_and_counted(tmp_path, monkeypatch, caplog):
     spec = _package(tmp_path, monkeypatch, CP1252)
+    # strict by default, like every source
+    with pytest.raises(DataError, match=r"docs/bad\.txt: not valid utf-8 at byte 0"):
+        prepare_dataset("pkg", spec, tmp_path / "strict", 1)
     caplog.set_level("INFO")
-    manifest = prepare_dataset("pkg", spec, tmp_path / "out", 1)
+    manifest = prepare_dataset("pkg", {**spec, "fallback_encoding": "latin-1"}, tmp_path / "out", 1)
     assert _texts(tmp_path / "out")["docs/bad.txt"] == CP1252.decode("latin-1")
     details = manifest["details"]
     assert details["latin1_files"] == 1

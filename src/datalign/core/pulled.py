@@ -98,11 +98,15 @@ def date_pulled_artifacts(repo: str | os.PathLike, code: Iterable[str | os.PathL
     ``repo`` holds ``dvc.yaml`` and ``dvc.lock``; ``code`` lists the files and
     folders whose newest modification time the artifacts are dated after
     (the Snakefile, the rules and scripts, the library). Does nothing (returns
-    ``{}``) where nothing is recorded (no ``dvc.lock`` or no ``.dvc``), or when
-    :data:`DONE_ENV` is set. Raises ``RuntimeError`` when ``dvc status`` fails.
+    ``{}``) where nothing is recorded (no ``dvc.lock`` or no ``.dvc``), inside a
+    stage that DVC runs (``DVC_STAGE`` set), or when :data:`DONE_ENV` is set. Raises ``RuntimeError`` when ``dvc status`` fails.
     """
     repo = Path(repo)
     if os.environ.get(DONE_ENV) or not (repo / "dvc.lock").is_file() or not (repo / ".dvc").is_dir():
+        return {}
+    # Inside a stage DVC runs (`dvc repro`), DVC holds its lock and has just deleted the
+    # stage's outputs; the stage's --allowed-rules keep Snakemake to that family.
+    if os.environ.get("DVC_STAGE"):
         return {}
     changed = _changed_stages(repo)
     base = _newest_mtime_ns(Path(c) for c in code) + STEP_NS

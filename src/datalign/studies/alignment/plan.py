@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from datalign.core.seeds import derived_seed
+
 SPLITS = ("train", "validation", "test")
+
+__all__ = [
+    "SPLITS", "EmbeddingSet", "derived_seed", "embedding_sets", "eval_key", "eval_sets",
+    "evaluation_pairs", "settings", "train_key", "train_sets",
+]
 
 
 @dataclass(frozen=True, order=True)
