@@ -13,6 +13,13 @@
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset="[A-Za-z0-9_]+",
+    split="train|validation|test",
+
+
 include: "workflow/rules/shared/study.smk"
 include: "workflow/rules/shared/data.smk"
 

@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from datalign.data import mixture_components, prepare_dataset, read_documents
 from datalign.core.errors import ConfigError, DataError
+from datalign.data import mixture_components, prepare_dataset, read_documents
 
 SPLITS = ("train", "validation", "test")
 

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from datalign.data import prepare_dataset, read_documents
 from datalign.core.errors import ConfigError, DataError
+from datalign.data import prepare_dataset, read_documents
 
 SPLITS = ("train", "validation", "test")
 

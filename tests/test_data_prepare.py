@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from datalign.data import prepare_dataset, read_documents, read_split, validate_spec
 from datalign.core.errors import ConfigError, DataError
 from datalign.core.io import read_json
+from datalign.data import prepare_dataset, read_documents, read_split, validate_spec
 
 SPLITS = ("train", "validation", "test")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from datalign.core.errors import DataError
 from datalign.data import prepare_dataset, read_documents, read_split
 from datalign.data.stdlib import function_pairs, module_group, stdlib_files, stdlib_root
-from datalign.core.errors import DataError
 
 SEED = 7
 TEMPLATE = "informal: {nl}\nformal: {formal}"

@@ -9,7 +9,12 @@ import pytest
 from scipy import stats as sps
 
 from datalign.core.errors import ConfigError, DataError
-from datalign.stats.correlation import average_ranks, correlation_stats, fisher_z_interval, regression_band
+from datalign.stats.correlation import (
+    average_ranks,
+    correlation_stats,
+    fisher_z_interval,
+    regression_band,
+)
 
 TOL = {"rel": 1e-10, "abs": 1e-12}
 

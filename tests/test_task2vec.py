@@ -28,8 +28,8 @@ from datalign.task2vec import (  # noqa: E402
     save_embeddings,
 )
 from datalign.task2vec import registry as registry_module  # noqa: E402
-from datalign.task2vec.paper import finetune_head  # noqa: E402
 from datalign.task2vec.lm import sub_seed  # noqa: E402
+from datalign.task2vec.paper import finetune_head  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

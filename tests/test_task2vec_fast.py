@@ -29,8 +29,8 @@ from datalign.task2vec import (  # noqa: E402
     get_estimator,
     normalized_cosine,
 )
-from datalign.task2vec.coefficients import alignment  # noqa: E402
 from datalign.task2vec import fast as fast_module  # noqa: E402
+from datalign.task2vec.coefficients import alignment  # noqa: E402
 from datalign.task2vec.fast import (  # noqa: E402
     FastEstimator,
     FastOptions,
@@ -41,8 +41,8 @@ from datalign.task2vec.fast import (  # noqa: E402
     sample_labels,
     softmax_xent_grad,
 )
-from datalign.task2vec.paper import finetune_head  # noqa: E402
 from datalign.task2vec.lm import minibatch_slices, sub_seed  # noqa: E402
+from datalign.task2vec.paper import finetune_head  # noqa: E402
 
 torch.set_num_threads(1)
 VOCAB = 64

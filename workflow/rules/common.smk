@@ -1,4 +1,4 @@
-# Shared by every rule file: the library on the path, the validated config, the
+# Shared by every file of rules: the library on the path, the validated config, the
 # enabled studies, the shared path table, resources. What each study computes
 # lives in its package (src/datalign/studies/<study>/).
 
@@ -55,10 +55,6 @@ if _dated:
         file=sys.stderr,
     )
 
-
-wildcard_constraints:
-    dataset="[A-Za-z0-9_]+",
-    split="train|validation|test",
 
 
 # Defaults sized for a 2-core laptop; paper.yaml and profiles override them.
@@ -134,3 +130,33 @@ def probe_inputs(wildcards):
     if config["probe"].get("pretrained") is not None:
         return []
     return [P.tokens(d, "train") for d in config["probe"]["pretrain"]["datasets"]]
+
+
+# The resolved study's plan, written by study_config: what DVC's stages depend on.
+
+
+def _sha256(path):
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def study_plan():
+    datasets = datasets_used(config)
+    plan = {
+        "datasets": {d: config["datasets"][d] for d in datasets},
+        # Local data files by content: an edited file reruns the data stage in DVC too.
+        "source_files": {
+            d: {f: _sha256(f) for f in source_files_of(d) if os.path.isfile(f)}
+            for d in datasets
+            if source_files_of(d)
+        },
+    }
+    for study in STUDIES:
+        plan.update(study.plan(config))
+    return canonical(plan)
+
+
+def source_files_of(dataset):
+    return source_files(dataset, config["datasets"][dataset])

@@ -137,7 +137,7 @@ def validate_config(
 
 def require_registered(config: dict[str, Any], names: list[str], key: str) -> None:
     """A :class:`ConfigError` naming ``key[i]`` unless every name is under ``datasets``."""
-    registered = config["datasets"]
+    registered = config.get("datasets", {})
     for i, name in enumerate(names):
         if name not in registered:
             raise ConfigError(
@@ -149,7 +149,7 @@ def require_registered(config: dict[str, Any], names: list[str], key: str) -> No
 def _check_references(config: dict[str, Any]) -> None:
     from datalign.data import validate_spec
 
-    datasets = config["datasets"]
+    datasets = config.get("datasets", {})
     for name, spec in datasets.items():
         validate_spec(name, spec)
         if spec.get("source") == "mixture":

@@ -49,9 +49,13 @@ def run_step(snakemake: Any, main: Callable[[Any], None]) -> None:
     rule = getattr(snakemake, "rule", "?")
     wildcards = dict(snakemake.wildcards.items()) if hasattr(snakemake.wildcards, "items") else {}
     label = rule + "".join(f" {k}={v}" for k, v in wildcards.items())
-    import torch
-
-    torch.set_num_threads(max(1, int(getattr(snakemake, "threads", 1))))
+    threads = max(1, int(getattr(snakemake, "threads", 1)))
+    # torch's threads = the job's: directly where the script already imported torch,
+    # through OMP_NUM_THREADS (read when torch loads) where it has not, so a cheap job
+    # that never needs torch does not pay seconds to import it.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     log.info("start %s (threads=%s)", label, getattr(snakemake, "threads", 1))
     start = time.perf_counter()

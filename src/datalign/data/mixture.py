@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from datalign.core.errors import ConfigError, DataError
 from datalign.data.records import Document, read_documents_file
 from datalign.data.split import SPLITS, seed_from, seeded_order
-from datalign.core.errors import ConfigError, DataError
 
 SHARE_TOLERANCE = 1e-6
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from datalign.data.records import Document
 from datalign.core.errors import ConfigError, DataError
+from datalign.data.records import Document
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 DEFAULT_FRACTIONS: dict[str, float] = {"validation": 0.1, "test": 0.1}

@@ -28,12 +28,13 @@ from datalign.stats.correlation import regression_band
 DPI = 150
 
 
-def _new_figure(width: float, height: float) -> tuple[Figure, FigureCanvasAgg]:
+def new_figure(width: float, height: float) -> tuple[Figure, FigureCanvasAgg]:
+    """A figure of ``width`` x ``height`` inches at the house DPI on an Agg canvas (no display needed)."""
     fig = Figure(figsize=(width, height), dpi=DPI)
     return fig, FigureCanvasAgg(fig)
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` as PNG through a temporary sibling, renamed into place when complete."""
     target = Path(path)
     with atomic_path(target) as tmp:
@@ -99,7 +100,7 @@ def alignment_heatmap(
         vmax = hi if vmax is None else vmax
 
     colormap = mpl.colormaps[cmap].with_extremes(bad="#d0d0d0")
-    fig, _ = _new_figure(max(4.0, 1.0 + 0.75 * n_cols), max(3.0, 1.0 + 0.55 * n_rows))
+    fig, _ = new_figure(max(4.0, 1.0 + 0.75 * n_cols), max(3.0, 1.0 + 0.55 * n_rows))
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(mat), cmap=colormap, vmin=vmin, vmax=vmax, aspect="auto")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
@@ -121,7 +122,7 @@ def alignment_heatmap(
                 else:
                     text, colour = "n/a", "black"
                 ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=fontsize)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fmt_num(value: Any, spec: str = ".3f") -> str:
@@ -251,7 +252,7 @@ def correlation_scatter(
             raise DataError("correlation_scatter xerr holds negative half-widths; pass distances, not bounds")
     confidence = float(stats.get("confidence", 0.95))
 
-    fig, canvas = _new_figure(6.4, 4.8)
+    fig, canvas = new_figure(6.4, 4.8)
     ax = fig.add_subplot()
     slope = stats.get("slope")
     descending = slope is not None and float(slope) < 0
@@ -311,7 +312,7 @@ def correlation_scatter(
                           for (lx, ly), (rx, ry) in zip(left, right, strict=True)
                           if np.isfinite([lx, ly, rx, ry]).all()]
         _place_labels(ax, renderer, xa, ya, names, obstacles)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -343,7 +344,7 @@ def loss_curves(
         raise DataError("loss_curves: no curves to plot")
     if smooth < 1:
         raise DataError(f"loss_curves: smooth must be >= 1 steps, got {smooth}")
-    fig, _ = _new_figure(6.4, 4.2)
+    fig, _ = new_figure(6.4, 4.2)
     ax = fig.add_subplot()
     for name, (tokens, loss) in curves.items():
         t = _vector(tokens, f"loss_curves[{name!r}] tokens")
@@ -368,7 +369,7 @@ def loss_curves(
     if log_y:
         ax.grid(which="minor", alpha=0.1)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def coefficient_bars(
@@ -398,7 +399,7 @@ def coefficient_bars(
         bad = labels[int(np.flatnonzero(both & (lo > hi))[0])]
         raise DataError(f"coefficient_bars: ci_low > ci_high for {bad!r}")
 
-    fig, _ = _new_figure(max(4.0, 1.2 + 0.7 * n), 4.0)
+    fig, _ = new_figure(max(4.0, 1.2 + 0.7 * n), 4.0)
     ax = fig.add_subplot()
     pos = np.arange(n)
     ax.bar(pos, v, color=mpl.colormaps["tab10"](0), alpha=0.85, zorder=2)
@@ -410,4 +411,4 @@ def coefficient_bars(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3, zorder=0)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -23,7 +23,7 @@ from datalign.core.errors import ConfigError
 from datalign.core.pipeline import Family
 
 #: Every study, in the order their rules are included and their stages listed.
-STUDY_NAMES = ("alignment",)
+STUDY_NAMES = ("alignment", "efficient_alignment", "spectral_imbalance")
 
 
 @dataclass(frozen=True)

@@ -111,9 +111,9 @@ import torch
 from torch import nn
 
 from datalign.core.errors import ConfigError, DataError, TrainingError
+from datalign.task2vec.estimators.fast import HEAD_FITS, PRECISIONS, FastOptions  # noqa: F401
 from datalign.task2vec.lm import minibatch_slices, model_device, sub_seed
 from datalign.task2vec.parameters import embedding_parameters, head_module
-from datalign.task2vec.estimators.fast import HEAD_FITS, PRECISIONS, FastOptions  # noqa: F401
 from datalign.task2vec.registry import BatchFisher
 
 if TYPE_CHECKING:

@@ -1,0 +1,44 @@
+"""Feature encoders of the spectral-imbalance study: labelled data -> float32 features ``(n, d)``.
+
+Offline: ``raw`` pixels, ``pca`` (fitted on train), a fixed ``random_conv``
+network, small ``cnn`` s trained here with augmentation strategies, and for
+texts ``minilm`` (packaged all-MiniLM-L6-v2) and ``causal_lm`` (a datalign
+checkpoint). Paper scale: ``hf_image`` (ResNet-50, ViT, DINO, DINOv2, CLIP,
+MAE through transformers). :func:`encode_splits` fits on train and encodes
+every split; :func:`save_features` / :func:`load_features` store the result
+with ids and labels.
+
+The names below are loaded on first use (PEP 562): importing the package, or
+its light :mod:`.specs` / :mod:`.features`, does not import torch (the
+workflow plans with :mod:`.specs` and the analysis reads features without torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "FeatureSet": "features",
+    "check_features": "features",
+    "load_features": "features",
+    "save_features": "features",
+    "ENCODERS": "registry",
+    "KINDS": "specs",
+    "OPTIONS": "specs",
+    "build_encoder": "registry",
+    "encode_splits": "registry",
+    "resolved_options": "specs",
+    "validate_encoder_spec": "specs",
+    "select_device": "runtime",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,29 @@
+# Align the policy on every selected subset of one budget (a separate run per method x seed,
+# each from the same base, one after another in one process) and evaluate each run
+# on the held-out test pairs.
+
+
+rule ea_align:
+    input:
+        unpack(ea_align_inputs),
+    output:
+        runs=E.runs(),
+    params:
+        policy=EA["policy"],
+        objective=EA["objective"],
+        training=canonical(EA["training"]),
+        evaluation=canonical(EA["evaluation"]),
+        seeds=ea_run_seeds,
+    conda:
+        CONDA_ENV
+    log:
+        "logs/efficient_alignment/align/{pref}_{budget}.log",
+    benchmark:
+        "logs/benchmarks/efficient_alignment/align/{pref}_{budget}.tsv"
+    threads: rule_threads("ea_align")
+    resources:
+        mem_mb=res("ea_align", "mem_mb"),
+        runtime=res("ea_align", "runtime"),
+        gpu=res("ea_align", "gpu"),
+    script:
+        "../../scripts/efficient_alignment/align.py"

@@ -1,0 +1,12 @@
+"""The exponential plateau per selection method, the budget table and the score plot of one dataset."""
+
+from datalign.core.runner import run_step
+from datalign.studies.efficient_alignment.steps import scaling_step
+
+
+def main(smk):
+    scaling_step(smk.wildcards.pref, list(smk.input.runs), smk.params.methods, smk.params.scaling,
+                 smk.params.seed, smk.output.fits, smk.output.points, smk.output.table, smk.output.plot)
+
+
+run_step(snakemake, main)  # noqa: F821
