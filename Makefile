@@ -13,10 +13,11 @@ venv: $(STAMP)
 
 # torch is pinned to 2.13.0 in envs/requirements.txt: pip takes the CPU wheel
 # where one is provided locally; never install it unpinned.
-$(STAMP): envs/requirements.txt pyproject.toml
+$(STAMP): envs/requirements.txt envs/requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r envs/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r envs/requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
