@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from datalign.core.errors import ConfigError
+from datalign.data.specs import check_source_and_keys
 
 COMMON_KEYS = frozenset({"source", "description", "per_class", "classes"})
 POOL_KEYS = frozenset({"test_fraction"})
@@ -109,17 +110,7 @@ def validate_labelled_spec(name: str, spec: Any, section: str = "datasets") -> N
     value of the wrong type or range.
     """
     where = f"{section}.{name}"
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with a source, got {spec!r}")
-    source = spec.get("source")
-    if source not in SOURCE_KEYS:
-        raise ConfigError(f"{where}.source: expected one of {list(SOURCES)}, got {source!r}")
-    allowed = COMMON_KEYS | SOURCE_KEYS[source]
-    unknown = sorted(k for k in spec if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key for source {source} (allowed: {sorted(allowed)})")
-    if spec.get("description") is not None and not isinstance(spec["description"], str):
-        raise ConfigError(f"{where}.description: expected a string, got {spec['description']!r}")
+    source = check_source_and_keys(where, spec, SOURCES, COMMON_KEYS, SOURCE_KEYS)
     for key in ("per_class", "test_per_class"):
         if spec.get(key) is not None:
             _positive_int(spec[key], f"{where}.{key}")

@@ -24,6 +24,7 @@ from datalign.data.preference.rows import FIELD_DEFAULTS, LAYOUTS, ON_BAD_ROW
 from datalign.data.preference.stdlib_pairs import NEGATIVES
 from datalign.data.preference.stdlib_pairs import PROMPT_FIELDS as STDLIB_PROMPT_FIELDS
 from datalign.data.records import template_fields
+from datalign.data.specs import check_source_and_keys
 from datalign.data.stdlib import PAIR_LIMITS
 
 # The config mapping that holds the preference registry, as named in error messages.
@@ -239,17 +240,7 @@ def validate_preference_spec(name: str, spec: Any, key_prefix: str = KEY_PREFIX)
     or a bad value. Returns None.
     """
     where = f"{key_prefix}.{name}"
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with a source, got {spec!r}")
-    source = spec.get("source")
-    if source not in SOURCE_KEYS:
-        raise ConfigError(f"{where}.source: expected one of {list(SOURCES)}, got {source!r}")
-    allowed = COMMON_KEYS | SOURCE_KEYS[source]
-    unknown = sorted(k for k in spec if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key for source {source} (allowed: {sorted(allowed)})")
-    if spec.get("description") is not None and not isinstance(spec["description"], str):
-        raise ConfigError(f"{where}.description: expected a string, got {spec['description']!r}")
+    source = check_source_and_keys(where, spec, SOURCES, COMMON_KEYS, SOURCE_KEYS)
     if spec.get("max_rows") is not None:
         _int(spec["max_rows"], f"{where}.max_rows", 2)
     on_bad = spec.get("on_bad_row")
