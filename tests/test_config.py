@@ -78,3 +78,13 @@ def test_mixture_component_must_be_registered():
     cfg = _with(("datasets", "news_docstrings_25", "components"), {"nope": 1.0})
     with pytest.raises(ConfigError, match="nope"):
         validate_study_config(cfg)
+
+
+def test_too_few_points_for_the_correlation_fail_at_start():
+    """Known from the config: 2 (alignment, loss) points cannot give a correlation, so no
+    model is trained before the error (it used to come from `correlate`, after all of them)."""
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["experiments"]["pretrain"]["train_sets"] = ["py_code", "bbc_news"]
+    cfg["experiments"]["pretrain"]["eval_sets"] = ["py_code"]
+    with pytest.raises(ConfigError, match=r"experiments.pretrain.*give 2 \(alignment, loss\) points; the correlation needs at least 3"):
+        validate_study_config(cfg)

@@ -74,16 +74,23 @@ def test_an_edited_local_file_reruns_its_dataset(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     config["datasets"]["qa"] = {"source": "local", "path": str(data),
                                 "template": "Q: {question}\nA: {answer}", "split": {"validation": 0.1, "test": 0.3}}
+    config["experiments"]["finetune"]["train_sets"].append("qa")
     path = tmp_path / "local.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     workdir = tmp_path / "work"
     workdir.mkdir()
     manifest = "results/data/qa/manifest.json"
-    run_snakemake(workdir, "--cores", "1", manifest, configfile=path)
+    study = "results/study.yaml"
+    run_snakemake(workdir, "--cores", "1", manifest, study, configfile=path)
     assert "Nothing to be done" in run_snakemake(workdir, "-n", manifest, configfile=path).stdout
+    recorded = yaml.safe_load((workdir / study).read_text())["plan"]["source_files"]["qa"]
+    assert list(recorded) == [str(data)]
     # every answer corrected: the dataset is prepared again
     data.write_text("".join(json.dumps({**r, "answer": r["answer"] + "!"}) + "\n" for r in rows))
     assert _scheduled(run_snakemake(workdir, "-n", manifest, configfile=path)) == {"prepare_data": 1}
-    run_snakemake(workdir, "--cores", "1", manifest, configfile=path)
+    run_snakemake(workdir, "--cores", "1", manifest, study, configfile=path)
     text = (workdir / "results" / "data" / "qa" / "train.jsonl").read_text()
+    # DVC sees it too: the data stage's parameter plan.source_files holds the file's new hash
+    now = yaml.safe_load((workdir / study).read_text())["plan"]["source_files"]["qa"]
+    assert now[str(data)] != recorded[str(data)]
     assert "!" in text and "A: 2\\n" not in text
