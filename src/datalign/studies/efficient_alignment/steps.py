@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 METRICS = ("preference_accuracy", "reward_margin", "chosen_nll_per_token")
 
 
+#: Below this R² the free fit's shape (and so its plateau and x_95) is not supported by the points.
+SUPPORTED_R2 = 0.5
+
+
+def _fit_reading(free: dict[str, Any]) -> str:
+    """The fit's status, qualified when the curve explains too little of the scores to be read."""
+    if free.get("r2") is not None and free["r2"] < SUPPORTED_R2:
+        return f"not supported (R² {free['r2']:.2f} < {SUPPORTED_R2}): {free['status']}"
+    return free["status"]
+
+
 def _rows_text(rows: Sequence[Any]) -> list[str]:
     return [r.prompt + r.completion for r in rows]
 
@@ -435,7 +446,7 @@ def summary_step(
             }
             x95 = f"{free['x_95']:.3g} %" if free["x_95"] is not None else "none in range"
             md.append(f"| {method} | {free['r2']:.3f} (paper reading {paper['r2']:.3f}) | {free['r']:.4g}{_ci('r')} | "
-                      f"{free['a']:.4g} | {free['b']:.3g}{_ci('b')} | {x95} | {free['status']} |")
+                      f"{free['a']:.4g} | {free['b']:.3g}{_ci('b')} | {x95} | {_fit_reading(free)} |")
         md.append("")
         budgets = sorted(p for p in points["percent"].unique() if p <= small)
         rivals = [m for m in ("random", "density", "quality") if m in set(points["method"])]
@@ -462,7 +473,7 @@ def summary_step(
         plateaus = [m for m, p in entry["plateau"].items() if p.get("plateau")]
         if not r2s:
             reading = "no fit converged."
-        elif max(r2s.values()) < 0.5:
+        elif max(r2s.values()) < SUPPORTED_R2:
             reading = (f"the free plateau fit explains only R² = {min(r2s.values()):.2f} to {max(r2s.values()):.2f} "
                        "of the variance: the scores are mostly seed noise, so neither a plateau nor any trend "
                        "with the data fraction is supported, whatever the fitted b says.")
