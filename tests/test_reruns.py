@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 import yaml
 
-from .workflow_helpers import TINY, run_snakemake
+from .workflow_helpers import TINY, edited_config, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.integration
-
-
-def _scheduled(proc) -> dict[str, int]:
-    """Jobs per rule of a dry run ({} when there is nothing to do)."""
-    out = proc.stdout + proc.stderr
-    if "Nothing to be done" in out:
-        return {}
-    stats = out[out.index("Job stats:"):]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
-
-
-def _tiny_with(tmp_path, edit) -> object:
-    config = yaml.safe_load(TINY.read_text())
-    edit(config)
-    path = tmp_path / "edited.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 def test_evaluation_sets_change_no_model(study, tmp_path):
@@ -36,7 +18,7 @@ def test_evaluation_sets_change_no_model(study, tmp_path):
     def more(config):
         config["experiments"]["pretrain"]["eval_sets"] = ["py_code", "bbc_news", "py_docstrings"]
 
-    jobs = _scheduled(run_snakemake(workdir, "-n", configfile=_tiny_with(tmp_path, more)))
+    jobs = planned_jobs(workdir, configfile=edited_config(TINY, tmp_path, more))
     # one evaluation set more: the two pre-trained models evaluated on it, and what reads
     # the losses; no model is trained again (py_docstrings/test is embedded already)
     assert "train" not in jobs and "probe" not in jobs and "task2vec" not in jobs, jobs
@@ -51,7 +33,7 @@ def test_a_new_training_set_trains_only_the_new_model(study, tmp_path):
         config["experiments"]["pretrain"]["eval_sets"] = ["py_code"]
         config["experiments"]["pretrain"]["train_sets"] = ["py_code", "bbc_news", "py_docstrings"]
 
-    jobs = _scheduled(run_snakemake(workdir, "-n", configfile=_tiny_with(tmp_path, swap)))
+    jobs = planned_jobs(workdir, configfile=edited_config(TINY, tmp_path, swap))
     assert jobs.get("train") == 1, jobs  # only the new model is trained
     assert jobs.get("evaluate") == 1, jobs  # and evaluated; the others keep their losses
 
@@ -62,7 +44,7 @@ def test_a_changed_training_key_retrains_its_setting_only(study, tmp_path):
     def lr(config):
         config["experiments"]["finetune"]["lr"] = 2.0e-3
 
-    jobs = _scheduled(run_snakemake(workdir, "-n", configfile=_tiny_with(tmp_path, lr)))
+    jobs = planned_jobs(workdir, configfile=edited_config(TINY, tmp_path, lr))
     assert jobs.get("train") == 3, jobs  # the three fine-tuned models, not the pre-trained ones
     assert "task2vec" not in jobs and "alignment" not in jobs, jobs
 
@@ -87,7 +69,7 @@ def test_an_edited_local_file_reruns_its_dataset(tmp_path):
     assert list(recorded) == [str(data)]
     # every answer corrected: the dataset is prepared again
     data.write_text("".join(json.dumps({**r, "answer": r["answer"] + "!"}) + "\n" for r in rows))
-    assert _scheduled(run_snakemake(workdir, "-n", manifest, configfile=path)) == {"prepare_data": 1}
+    assert planned_jobs(workdir, manifest, configfile=path) == {"prepare_data": 1, "total": 1}
     run_snakemake(workdir, "--cores", "1", manifest, study, configfile=path)
     text = (workdir / "results" / "data" / "qa" / "train.jsonl").read_text()
     # DVC sees it too: the data stage's parameter plan.source_files holds the file's new hash

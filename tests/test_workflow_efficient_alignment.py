@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from datalign.core.errors import ConfigError
 from datalign.studies import load_config, validate_study_config
 
 from .test_paper_config import plan_offline
-from .workflow_helpers import REPO, run_snakemake, temp_leftovers
+from .workflow_helpers import REPO, edited_config, planned_jobs, run_snakemake, temp_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -136,20 +135,11 @@ def test_scaling_table_plot_and_summary(study):
 
 
 def _edited(tmp_path: Path, edit) -> Path:
-    config = yaml.safe_load(TINY_EA.read_text())
-    edit(config)
-    path = tmp_path / "edited.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return edited_config(TINY_EA, tmp_path, edit)
 
 
 def _planned(workdir: Path, configfile: Path) -> Counter:
-    proc = run_snakemake(workdir, "-n", "--cores", "2", configfile=configfile)
-    out = proc.stdout + proc.stderr
-    if "Nothing to be done" in out:
-        return Counter()
-    stats = out[out.index("Job stats:"):]
-    return Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)})
+    return planned_jobs(workdir, "--cores", "2", configfile=configfile)
 
 
 def test_edits_rerun_exactly_what_they_change(study, tmp_path):

@@ -19,7 +19,7 @@ from datalign.core.errors import ConfigError, DataError
 from datalign.studies import load_config, validate_study_config
 
 from .test_paper_config import plan_offline
-from .workflow_helpers import REPO, run_snakemake, temp_leftovers
+from .workflow_helpers import REPO, edited_config, planned_jobs, run_snakemake, temp_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -142,20 +142,11 @@ def test_summary_reports_each_encoder_with_intervals(study):
 
 
 def _edited(tmp_path: Path, edit) -> Path:
-    config = yaml.safe_load(TINY_SI.read_text())
-    edit(config)
-    path = tmp_path / "edited.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return edited_config(TINY_SI, tmp_path, edit)
 
 
 def _planned(workdir: Path, configfile: Path) -> Counter:
-    proc = run_snakemake(workdir, "-n", "--cores", "2", configfile=configfile)
-    out = proc.stdout + proc.stderr
-    if "Nothing to be done" in out:
-        return Counter()
-    stats = out[out.index("Job stats:"):]
-    return Counter({m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)})
+    return planned_jobs(workdir, "--cores", "2", configfile=configfile)
 
 
 def test_edits_rerun_exactly_what_they_change(study, tmp_path):
