@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from datalign.core.errors import ConfigError
+from datalign.data.specs import check_source_and_keys
 
 #: Augmentation names of the cnn encoder (implemented in :mod:`.augment`).
 AUGMENTATIONS = ("none", "rotation", "noise", "crop")
@@ -88,15 +89,7 @@ def validate_encoder_spec(name: str, spec: Any, section: str = "encoders") -> No
     wrong type or range.
     """
     where = f"{section}.{name}"
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with a kind, got {spec!r}")
-    kind = spec.get("kind")
-    if kind not in OPTIONS:
-        raise ConfigError(f"{where}.kind: expected one of {list(KINDS)}, got {kind!r}")
-    allowed = set(COMMON_KEYS) | set(OPTIONS[kind])
-    unknown = sorted(k for k in spec if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key for kind {kind} (allowed: {sorted(allowed)})")
+    kind = check_source_and_keys(where, spec, KINDS, COMMON_KEYS, OPTIONS, field="kind")
     for key, default in OPTIONS[kind].items():
         if default is REQUIRED and spec.get(key) is None:
             raise ConfigError(f"{where}.{key}: required for kind {kind}")
