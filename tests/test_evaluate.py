@@ -109,3 +109,22 @@ def test_token_cross_entropies_one_per_predicted_token_in_float32():
     log_p = torch.log_softmax(logits.double(), dim=-1)
     expected = -log_p[:, :-1].gather(-1, ids[:, 1:, None])[..., 0].reshape(-1)
     assert ce.double().numpy() == pytest.approx(expected.numpy(), rel=1e-5)
+
+
+def test_unigram_reference_matches_a_direct_count():
+    from datalign.lm.evaluate import stream_token_counts, unigram_cross_entropy
+    from datalign.lm.tokens import TokenizedSplit
+
+    train = TokenizedSplit.from_documents([[1, 2, 2], [3]], eos_id=0)
+    counts = stream_token_counts(train, vocab_size=5)
+    assert counts.tolist() == [2, 1, 2, 1, 0]  # one EOS per document
+    chunks = np.array([[0, 1, 2, 4], [2, 2, 0, 3]])
+    out = unigram_cross_entropy(counts, chunks, smoothing=1.0)
+    p = (counts + 1.0) / (counts.sum() + 5.0)
+    targets = [1, 2, 4, 2, 0, 3]  # every token after the first of each chunk
+    assert out["cross_entropy"] == pytest.approx(-np.mean(np.log(p[targets])))
+    assert out["tokens"] == 6 and out["perplexity"] == pytest.approx(np.exp(out["cross_entropy"]))
+    with pytest.raises(DataError, match="probability 0"):
+        unigram_cross_entropy(counts, chunks, smoothing=0.0)
+    with pytest.raises(DataError, match="vocabulary has 5"):
+        unigram_cross_entropy(counts, np.array([[0, 7]]))

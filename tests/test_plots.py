@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -212,3 +213,20 @@ def test_labels_of_clustered_points_do_not_overlap() -> None:
         assert a[0] >= frame[0] and a[2] <= frame[2] and a[1] >= frame[1] and a[3] <= frame[3]
         for b in boxes[i + 1:]:
             assert _overlap(a, b) == 0.0
+
+
+def test_correlation_scatter_legend_names_the_evaluation_set_and_its_reference(tmp_path: Path) -> None:
+    """One evaluation set still gets its legend entry, and its reference line one too."""
+    from PIL import Image
+
+    x = np.array([0.1, 0.2, 0.3, 0.4])
+    y = np.array([3.0, 2.8, 2.7, 2.4])
+    stats = correlation_stats(x, y, bootstrap=50)
+    path = correlation_scatter(x, y, list("abcd"), stats, tmp_path / "s.png", "finetune",
+                               groups=["proofs"] * 4, group_title="evaluation set",
+                               references={"proofs": 2.9}, reference_label="untuned base")
+    legend = json.loads(Image.open(path).text["Legend"])
+    assert "proofs" in legend and "untuned base: proofs" in legend
+    assert Image.open(path).text["Title"] == "finetune"
+    with pytest.raises(DataError, match="not finite"):
+        correlation_scatter(x, y, None, stats, tmp_path / "t.png", "t", references={"p": float("nan")})

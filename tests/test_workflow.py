@@ -120,6 +120,57 @@ def test_plots_and_summary(study):
     assert any(i["datasets"] == ["bbc_news", "news_docstrings_50", "py_docstrings"] for i in summary["interventions"])
 
 
+def test_reference_losses_are_artifacts_in_points_plot_and_summary(study):
+    """The untuned base (finetune) and the unigram reference (pretrain), as a user meets them."""
+    from PIL import Image
+
+    from datalign.lm.evaluate import evaluate_causal_lm
+    from datalign.lm.models import load_model
+    from datalign.lm.tokens import TokenizedSplit, evaluation_chunks
+
+    workdir, _ = study
+    results = workdir / "results"
+    base = json.loads((results / "baselines" / "finetune" / "py_docstrings.json").read_text())
+    assert base["reference"] == "base_model"
+    # independently: the probe, untouched, on the same held-out chunks
+    split = TokenizedSplit.load(results / "tokens" / "py_docstrings" / "test.npz")
+    chunks = evaluation_chunks(split, 32, 1024)
+    expect = evaluate_causal_lm(load_model(results / "probe"), chunks)["cross_entropy"]
+    assert base["cross_entropy"] == pytest.approx(expect, rel=1e-6)
+    for eval_set in ("py_code", "bbc_news"):
+        ref = json.loads((results / "baselines" / "pretrain" / f"{eval_set}.json").read_text())
+        assert ref["reference"] == "unigram" and 0 < ref["cross_entropy"] < math.log(400) + 1e-9
+    for setting in ("finetune", "pretrain"):
+        points = pd.read_csv(results / "correlation" / setting / "points.csv")
+        for _, p in points.iterrows():
+            ref = json.loads((results / "baselines" / setting / f"{p.eval_set}.json").read_text())
+            assert p.reference_cross_entropy == pytest.approx(ref["cross_entropy"], rel=1e-5)
+            assert p.loss_change == pytest.approx(p.cross_entropy - ref["cross_entropy"], abs=1e-5)
+    legend = json.loads(Image.open(results / "correlation" / "finetune" / "scatter.png").text["Legend"])
+    assert "py_docstrings" in legend and "untuned base: py_docstrings" in legend
+    legend = json.loads(Image.open(results / "correlation" / "pretrain" / "scatter.png").text["Legend"])
+    assert {"py_code", "bbc_news", "unigram reference: py_code", "unigram reference: bbc_news"} <= set(legend)
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["reference"]["finetune"]["py_docstrings"]["models"] == 3
+    text = (results / "summary.md").read_text()
+    assert "against the untuned base" in text and "against its unigram reference" in text
+    assert "Leaving one point out" in text
+
+
+def test_mixture_trend_only_against_its_targets(study):
+    """A mixture of py_docstrings and bbc_news beside an unrelated evaluation set (py_code):
+    the trend is reported against the components that are evaluation sets, never py_code."""
+    workdir, _ = study
+    summary = json.loads((workdir / "results" / "summary.json").read_text())
+    assert {(i["eval_set"], i["aligned_component"]) for i in summary["interventions"]} == {
+        ("py_docstrings", "py_docstrings"), ("bbc_news", "bbc_news")}
+    text = (workdir / "results" / "summary.md").read_text()
+    section = text.split("## Mixture interventions")[1]
+    assert "py_code" not in section and "**bbc_news**" in section
+    [item] = [i for i in summary["interventions"] if i["eval_set"] == "py_docstrings"]
+    assert len(item["losses"]["finetune"]) == len(item["datasets"])
+
+
 def test_report_html(study):
     workdir, _ = study
     run_snakemake(workdir, "--report", "report.html", "--cores", "1")

@@ -9,6 +9,7 @@ import torch
 from transformers import PreTrainedModel
 
 from datalign.core.errors import DataError, TrainingError
+from datalign.lm.tokens import TokenizedSplit
 
 
 def token_cross_entropies(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
@@ -78,6 +79,10 @@ def evaluate_causal_lm(
         raise TrainingError(
             f"evaluation on '{name}' gave a non-finite cross-entropy ({ce}) over {count} tokens"
         )
+    return _loss_record(ce, count, n_chunks, seq_len)
+
+
+def _loss_record(ce: float, count: int, n_chunks: int, seq_len: int) -> dict[str, float | int]:
     return {
         "cross_entropy": ce,
         "perplexity": math.exp(ce) if ce < 700 else float("inf"),
@@ -86,3 +91,66 @@ def evaluate_causal_lm(
         "chunks": int(n_chunks),
         "seq_len": int(seq_len),
     }
+
+
+def unigram_cross_entropy(
+    counts: np.ndarray, chunks: np.ndarray, smoothing: float = 1.0, name: str = "?"
+) -> dict[str, float | int]:
+    """Cross-entropy of the tokens a causal LM would predict in ``chunks`` under a unigram model.
+
+    The unigram model is the add-``smoothing`` (Laplace for 1.0) estimate from token
+    ``counts`` of shape (V,): ``p(v) = (counts[v] + a) / (sum(counts) + a V)``. Scored
+    are exactly the tokens :func:`evaluate_causal_lm` scores, ``chunks[:, 1:]`` of a
+    (n, T) array, so the two numbers are comparable (nats per token):
+
+    ``ce = -(1 / (n (T-1))) * sum_{i, t >= 1} log p(x_i[t])``
+
+    It is the loss of a model that knows the domain's token frequencies and no
+    context: the alignment study's reference for models pre-trained from scratch,
+    whose untrained base (uniform over V, ``ln V``) says nothing about the domain.
+    Returns the record of :func:`evaluate_causal_lm`. A token id outside
+    ``[0, V)`` or a smoothing <= 0 with an unseen token is a :class:`DataError`.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    chunks = np.asarray(chunks)
+    if counts.ndim != 1 or counts.size == 0 or np.any(counts < 0):
+        raise DataError(f"unigram reference for '{name}': counts must be a non-negative (V,) vector")
+    if chunks.ndim != 2 or chunks.shape[0] == 0 or chunks.shape[1] < 2:
+        raise DataError(
+            f"unigram reference for '{name}' needs a (n_chunks >= 1, seq_len >= 2) token array, "
+            f"got shape {chunks.shape}"
+        )
+    vocab = counts.size
+    targets = chunks[:, 1:].reshape(-1)
+    if int(targets.min()) < 0 or int(targets.max()) >= vocab:
+        raise DataError(
+            f"unigram reference for '{name}': token ids span [{int(targets.min())}, "
+            f"{int(targets.max())}] but the vocabulary has {vocab} entries"
+        )
+    probs = (counts + smoothing) / (counts.sum() + smoothing * vocab)
+    with np.errstate(divide="ignore"):
+        log_p = np.log(probs)
+    ce = float(-np.mean(log_p[targets]))
+    if not math.isfinite(ce):
+        raise DataError(
+            f"unigram reference for '{name}': a token never seen in the counts has probability 0 "
+            f"(smoothing {smoothing}); use a smoothing > 0"
+        )
+    n_chunks, seq_len = chunks.shape
+    return _loss_record(ce, targets.size, n_chunks, seq_len)
+
+
+def stream_token_counts(split: TokenizedSplit, vocab_size: int) -> np.ndarray:
+    """Token counts (V,) of the packed stream a model trains on: every document plus its EOS.
+
+    A token id outside ``[0, vocab_size)`` is a :class:`DataError` naming the split.
+    """
+    ids = np.asarray(split.ids, dtype=np.int64)
+    if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+        raise DataError(
+            f"split '{split.name}': token ids span [{int(ids.min())}, {int(ids.max())}] "
+            f"but the vocabulary has {vocab_size} entries"
+        )
+    counts = np.bincount(ids, minlength=vocab_size).astype(np.int64)
+    counts[split.eos_id] += split.num_documents
+    return counts

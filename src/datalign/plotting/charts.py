@@ -7,6 +7,7 @@ atomically and returns the path it wrote.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -34,12 +35,29 @@ def new_figure(width: float, height: float) -> tuple[Figure, FigureCanvasAgg]:
     return fig, FigureCanvasAgg(fig)
 
 
+def legend_entries(fig: Figure) -> list[str]:
+    """The texts of every legend of ``fig``, axes by axes, in drawing order."""
+    entries: list[str] = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is not None:
+            entries += [t.get_text() for t in legend.get_texts()]
+    return entries
+
+
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG through a temporary sibling, renamed into place when complete."""
+    """Write ``fig`` as PNG through a temporary sibling, renamed into place when complete.
+
+    The PNG's text chunks carry the figure's titles and legend entries
+    (``Title``; ``Legend``, a JSON list), so a plot's contents can be checked
+    from the file (``PIL.Image.open(path).text``) as a reader sees them.
+    """
     target = Path(path)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    metadata = {"Title": " | ".join(titles), "Legend": json.dumps(legend_entries(fig))}
     with atomic_path(target) as tmp:
         # The temporary name has no .png suffix, so the format is given explicitly.
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight", metadata=metadata)
     return target
 
 
@@ -229,6 +247,8 @@ def correlation_scatter(
     xerr: ArrayLike | None = None,
     groups: Sequence[Any] | None = None,
     group_title: str | None = None,
+    references: Mapping[str, float] | None = None,
+    reference_label: str = "reference",
 ) -> Path:
     """Scatter of y against x with the least-squares line, its confidence band and the statistics.
 
@@ -236,7 +256,10 @@ def correlation_scatter(
     ``confidence`` sets the band level. ``xerr`` gives horizontal error bars as
     matplotlib does: shape (n,) for symmetric half-widths or (2, n) for
     (x - low, high - x), e.g. from an alignment CI. ``groups`` colours points by
-    group (e.g. evaluation set) with a legend. Returns ``path``.
+    group (e.g. evaluation set) with a legend, one entry per group even when there
+    is one. ``references`` draws a dashed horizontal line per group name (or per
+    name, in grey, without groups) at its y, e.g. the untuned base model's loss on
+    each evaluation set, labelled ``"<reference_label>: <name>"``. Returns ``path``.
     """
     xa = _vector(x, "correlation_scatter x")
     n = xa.size
@@ -280,6 +303,12 @@ def correlation_scatter(
                         elinewidth=1.0, capsize=2, zorder=3)
         ax.scatter(xa[mask], ya[mask], s=28, color=colour, edgecolor="black", linewidth=0.5,
                    label=group, zorder=4)
+    for name, level in (references or {}).items():
+        if not math.isfinite(float(level)):
+            raise DataError(f"correlation_scatter reference '{name}' is not finite: {level}")
+        colour = palette(order.index(name) % palette.N) if name in order else "dimgray"
+        ax.axhline(float(level), color=colour, linestyle="--", linewidth=1.0, alpha=0.9,
+                   label=f"{reference_label}: {name}", zorder=2)
 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -45,3 +45,17 @@ def train_inputs(wildcards):
     if wildcards.setting == "finetune" and config["experiments"]["finetune"]["base"] == "probe":
         inputs["base"] = P.probe_model()
     return inputs
+
+
+def baseline_inputs(wildcards):
+    """The reference of a setting's losses: the untuned base (finetune with the probe as
+    base; a hub base is named in params), or the evaluation set's train tokens and the
+    tokenizer's vocabulary (pretrain: the unigram reference; see plan.baseline_reference)."""
+    inputs = {"tokens": P.tokens(wildcards.eval_set, "test")}
+    reference = plan.baseline_reference(config, wildcards.setting)
+    if reference["kind"] == "base_model" and reference["base"] == "probe":
+        inputs["base"] = P.probe_model()
+    elif reference["kind"] == "unigram":
+        inputs["train_tokens"] = P.tokens(wildcards.eval_set, "train")
+        inputs["tokenizer"] = P.tokenizer()
+    return inputs

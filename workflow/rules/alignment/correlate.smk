@@ -5,6 +5,7 @@ rule correlate:
     input:
         alignment=A.alignment_table(),
         losses=lambda wc: [A.loss(wc.setting, t, e) for t, e in plan.evaluation_pairs(config, wc.setting)],
+        baselines=lambda wc: [A.baseline_loss(wc.setting, e) for e in plan.eval_sets(config, wc.setting)],
     output:
         points=A.correlation_points(),
         stats=A.correlation_stats(),
@@ -16,6 +17,7 @@ rule correlate:
         ),
     params:
         pairs=lambda wc: plan.evaluation_pairs(config, wc.setting),
+        eval_sets=lambda wc: plan.eval_sets(config, wc.setting),
         correlation=canonical(config["correlation"]),
         seed=lambda wc: derived_seed(config, "correlate", wc.setting),
     conda:

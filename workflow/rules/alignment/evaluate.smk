@@ -20,3 +20,24 @@ rule evaluate:
         gpu=res("evaluate", "gpu"),
     script:
         "../../scripts/alignment/evaluate.py"
+
+
+rule baseline:
+    input:
+        unpack(baseline_inputs),
+    output:
+        loss=A.baseline_loss(),
+    params:
+        experiment=evaluation_params,
+        reference=lambda wc: canonical(plan.baseline_reference(config, wc.setting)),
+    conda:
+        CONDA_ENV
+    log:
+        "logs/baseline/{setting}_{eval_set}.log",
+    threads: rule_threads("evaluate")
+    resources:
+        mem_mb=res("evaluate", "mem_mb"),
+        runtime=res("evaluate", "runtime"),
+        gpu=res("evaluate", "gpu"),
+    script:
+        "../../scripts/alignment/baseline.py"

@@ -39,6 +39,16 @@ class AlignmentPaths(SharedPaths):
     def diversity_plot(self) -> str:
         return f"{self.alignment_dir()}/diversity.png"
 
+    # Cheap alignment measures beside Task2Vec (datalign.measures): one table per measure.
+    def measures_dir(self) -> str:
+        return f"{self.alignment_dir()}/measures"
+
+    def measure_table(self, measure: str = "{measure}") -> str:
+        return f"{self.measures_dir()}/{measure}.csv"
+
+    def measure_meta(self, measure: str = "{measure}") -> str:
+        return f"{self.measures_dir()}/{measure}.json"
+
     # One trained model per (setting, training set).
     def checkpoint_dir(self, setting: str = "{setting}", train_set: str = "{train_set}") -> str:
         return f"{self.root}/checkpoints/{setting}/{train_set}"
@@ -57,6 +67,11 @@ class AlignmentPaths(SharedPaths):
              eval_set: str = "{eval_set}") -> str:
         return f"{self.root}/losses/{setting}/{train_set}/{eval_set}.json"
 
+    # What each setting's losses are held against: the base model (finetune) or the
+    # evaluation set's unigram model (pretrain), on the same held-out tokens.
+    def baseline_loss(self, setting: str = "{setting}", eval_set: str = "{eval_set}") -> str:
+        return f"{self.root}/baselines/{setting}/{eval_set}.json"
+
     # Alignment against loss, per setting.
     def correlation_points(self, setting: str = "{setting}") -> str:
         return f"{self.root}/correlation/{setting}/points.csv"
@@ -66,6 +81,19 @@ class AlignmentPaths(SharedPaths):
 
     def correlation_scatter(self, setting: str = "{setting}") -> str:
         return f"{self.root}/correlation/{setting}/scatter.png"
+
+    # Every measure's power to predict the loss (Task2Vec included), with its cost.
+    def measures_comparison_dir(self) -> str:
+        return f"{self.root}/correlation/measures"
+
+    def measures_comparison(self) -> str:
+        return f"{self.measures_comparison_dir()}/comparison.csv"
+
+    def measures_comparison_markdown(self) -> str:
+        return f"{self.measures_comparison_dir()}/comparison.md"
+
+    def measures_comparison_plot(self) -> str:
+        return f"{self.measures_comparison_dir()}/comparison.png"
 
     # The headline numbers.
     def summary_json(self) -> str:

@@ -14,7 +14,7 @@ from datalign.core.seeds import derived_seed
 SPLITS = ("train", "validation", "test")
 
 __all__ = [
-    "SPLITS", "EmbeddingSet", "derived_seed", "embedding_sets", "eval_key", "eval_sets",
+    "SPLITS", "EmbeddingSet", "baseline_reference", "derived_seed", "embedding_sets", "eval_key", "eval_sets",
     "evaluation_pairs", "settings", "train_key", "train_sets",
 ]
 
@@ -100,6 +100,22 @@ def evaluation_plan(config: dict[str, Any]) -> dict[str, Any]:
         s: {**evaluation_keys(config, s), "train_sets": train_sets(config, s), "eval_sets": eval_sets(config, s)}
         for s in settings(config)
     }
+
+
+def baseline_reference(config: dict[str, Any], setting: str) -> dict[str, Any]:
+    """What a setting's losses are held against (the ``baseline`` rule's reference).
+
+    finetune: the base model itself before any fine-tuning (``base``: ``probe`` or a
+    hub name / path), evaluated on the same held-out chunks: a candidate below it
+    helped, above it hurt. pretrain: the untrained base is uniform over the
+    vocabulary (``ln V`` for every evaluation set), which says nothing about any
+    domain, so the reference is the evaluation set's own unigram model (its train
+    split's token frequencies, add-one smoothed): a model pre-trained on a candidate
+    that does not beat it learned less about the target than its token counts.
+    """
+    if setting == "finetune":
+        return {"kind": "base_model", "base": config["experiments"]["finetune"]["base"]}
+    return {"kind": "unigram", "smoothing": 1.0}
 
 
 def evaluation_pairs(config: dict[str, Any], setting: str) -> list[tuple[str, str]]:
