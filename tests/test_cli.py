@@ -23,7 +23,7 @@ def test_validate_and_plan(capsys):
 def test_bad_config_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text((REPO / "config" / "config.yaml").read_text().replace("seed: 1234", "seed: x"))
-    assert main(["validate", str(bad)]) == 1
+    assert main(["validate", str(bad)]) == 2  # bad input
     err = capsys.readouterr().err.strip()
     assert err.startswith("datalign: config key 'seed'") and "\n" not in err
 
@@ -36,4 +36,4 @@ def test_align_matches_the_library(tmp_path, capsys):
     assert main(["align", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), "--bootstrap", "20"]) == 0
     value = json.loads(capsys.readouterr().out)["align"]["value"]
     assert value == alignment(a, b, kind="normalized_cosine", bootstrap=20, confidence=0.95, seed=0).value
-    assert main(["diversity", str(tmp_path / "missing.npz")]) == 1
+    assert main(["diversity", str(tmp_path / "missing.npz")]) == 2  # bad input

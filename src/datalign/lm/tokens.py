@@ -85,15 +85,75 @@ def segment_bounds(split: TokenizedSplit, seq_len: int, min_len: int = 2) -> np.
 
 @dataclass(frozen=True)
 class SequenceBatch:
-    """A padded batch: ``input_ids`` and ``attention_mask`` of shape (batch, seq_len)."""
+    """A padded batch: ``input_ids`` and ``attention_mask`` of shape (batch, seq_len).
+
+    ``segment_index`` says which segments of a split the rows are, when the
+    batch was drawn by :func:`sample_segment_batches` (provenance only: nothing
+    computes with it); a batch built from a user's own texts or encoding has
+    none (``None``). Build one with :meth:`from_encoding` (a tokenizer's
+    ``input_ids`` / ``attention_mask``) or :meth:`from_texts`.
+    """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
-    segment_index: np.ndarray
+    segment_index: np.ndarray | None = None
 
     @property
     def num_tokens(self) -> int:
         return int(self.attention_mask.sum())
+
+    @classmethod
+    def from_encoding(cls, input_ids: object, attention_mask: object | None = None) -> SequenceBatch:
+        """A batch from token ids (batch, seq_len) and their mask (default: all ones).
+
+        Accepts what a tokenizer returns (lists, numpy arrays or tensors), e.g.
+        ``SequenceBatch.from_encoding(**tokenizer(texts, padding=True, return_tensors="pt"))``
+        minus any other keys. Masked positions (0) are padding: they enter nothing.
+        """
+        ids = torch.as_tensor(np.asarray(input_ids) if isinstance(input_ids, list) else input_ids)
+        if ids.ndim != 2 or ids.shape[0] < 1 or ids.shape[1] < 2:
+            raise DataError(f"a batch needs token ids of shape (batch >= 1, seq_len >= 2), got {tuple(ids.shape)}")
+        if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise DataError(f"token ids must be integers, got {ids.dtype}")
+        if attention_mask is None:
+            mask = torch.ones_like(ids, dtype=torch.long)
+        else:
+            mask = torch.as_tensor(
+                np.asarray(attention_mask) if isinstance(attention_mask, list) else attention_mask)
+            if tuple(mask.shape) != tuple(ids.shape):
+                raise DataError(f"attention_mask shape {tuple(mask.shape)} differs from input_ids {tuple(ids.shape)}")
+            if not bool(((mask == 0) | (mask == 1)).all()):
+                raise DataError("attention_mask must hold only 0 and 1")
+        return cls(ids.to(torch.long), mask.to(torch.long))
+
+    @classmethod
+    def from_texts(cls, texts: list[str], tokenizer: object, seq_len: int, pad_id: int | None = None) -> SequenceBatch:
+        """A batch of one row per text: its first ``seq_len`` tokens, padded to ``seq_len``.
+
+        Texts are encoded without special tokens (as the library's tokenized
+        splits are); tokens past ``seq_len`` are dropped, so to embed long
+        documents whole, cut them into segments instead
+        (:func:`datalign.task2vec.api.embed_texts` does). ``pad_id`` defaults to
+        the tokenizer's pad token (else its EOS). A text with fewer than 2
+        tokens has nothing to predict and is a :class:`DataError`.
+        """
+        if not texts:
+            raise DataError("a batch needs at least one text")
+        enc = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False,
+                        verbose=False)["input_ids"]
+        pad = pad_id if pad_id is not None else (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        if pad is None:
+            raise DataError("from_texts: the tokenizer has no pad or EOS token; pass pad_id")
+        ids = torch.full((len(enc), seq_len), int(pad), dtype=torch.long)
+        mask = torch.zeros((len(enc), seq_len), dtype=torch.long)
+        for row, tokens in enumerate(enc):
+            tokens = tokens[:seq_len]
+            if len(tokens) < 2:
+                raise DataError(f"from_texts: text {row} has {len(tokens)} token(s), at least 2 are needed")
+            ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            mask[row, : len(tokens)] = 1
+        return cls(ids, mask)
 
 
 def sample_segment_batches(

@@ -160,7 +160,7 @@ def alignment_matrix(
     rows: list[str],
     cols: list[str],
     kind: str = "normalized_cosine",
-    bootstrap: int = 1000,
+    bootstrap: int = 0,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -169,11 +169,18 @@ def alignment_matrix(
     Columns: row, col, alignment, std, ci_low, ci_high, n_pairs, n_boot, self.
     A dataset against itself (same name) is ``1 - diversity``: pairing each of
     its batches with itself would add zero distances and inflate the value.
-    Each cell's bootstrap has its own seed derived from ``seed`` and the cell.
+    ``bootstrap`` resamples per cell give its interval (default 0: no
+    resampling, ``ci_low``/``ci_high`` NaN; the workflow passes its
+    ``alignment.bootstrap``, e.g. 1000); the values do not depend on it. Each
+    cell's bootstrap has its own seed derived from ``seed`` and the cell. For
+    the values as a rows x cols table use :func:`alignment_square` (or
+    :func:`to_square` on this table).
     """
-    missing = [name for name in dict.fromkeys(rows + cols) if name not in embeddings]
+    missing = [name for name in dict.fromkeys(list(rows) + list(cols)) if name not in embeddings]
     if missing:
         raise DataError(f"alignment matrix: no embeddings for {', '.join(missing)}")
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int | np.integer) or bootstrap < 0:
+        raise DataError(f"alignment matrix: bootstrap must be a number of resamples >= 0, got {bootstrap!r}")
     records = []
     for i, r in enumerate(rows):
         for j, c in enumerate(cols):
@@ -191,3 +198,36 @@ def alignment_matrix(
         records,
         columns=["row", "col", "alignment", "std", "ci_low", "ci_high", "n_pairs", "n_boot", "self"],
     )
+
+
+def to_square(
+    table: pd.DataFrame, rows: list[str] | None = None, cols: list[str] | None = None,
+    values: str = "alignment",
+) -> pd.DataFrame:
+    """The long table of :func:`alignment_matrix` as a rows x cols table of ``values``.
+
+    Index ``row`` (in the order of ``rows``, default: first appearance), columns
+    ``col`` (likewise); ``values`` may be any numeric column (``ci_low``, ...).
+    """
+    rows = list(dict.fromkeys(table["row"])) if rows is None else list(rows)
+    cols = list(dict.fromkeys(table["col"])) if cols is None else list(cols)
+    return table.pivot(index="row", columns="col", values=values).loc[rows, cols]
+
+
+def alignment_square(
+    embeddings: dict[str, np.ndarray],
+    rows: list[str] | None = None,
+    cols: list[str] | None = None,
+    kind: str = "normalized_cosine",
+) -> pd.DataFrame:
+    """Alignment values as a rows x cols table (index ``row``, columns ``col``), no bootstrap.
+
+    ``rows`` and ``cols`` default to every dataset of ``embeddings`` (in its
+    order). The values are exactly those of :func:`alignment_matrix` (the
+    diagonal is ``1 - diversity``); for their intervals use that function
+    with ``bootstrap > 0``.
+    """
+    names = list(embeddings)
+    rows = names if rows is None else list(rows)
+    cols = names if cols is None else list(cols)
+    return to_square(alignment_matrix(embeddings, rows, cols, kind=kind, bootstrap=0), rows, cols)

@@ -6,6 +6,23 @@ the two, ``u = a / (a + b + eps)``, ``v = b / (a + b + eps)`` with
 ``eps = 1e-8``, so every coordinate counts on the same scale whatever its
 Fisher magnitude. ``eps`` is absolute, as in the authors' code: coordinates
 much smaller than 1e-8 in both embeddings are effectively not rescaled.
+
+**Naming trap.** The names do not match the authors' code (``task_similarity.py``
+of the Task2Vec reference implementation, which the alignment paper reuses):
+
+- datalign's ``normalized_cosine`` (the default, what the paper reports) is the
+  authors' ``task_similarity.cosine``: the cosine distance of the two Fisher
+  vectors after the joint rescaling ``a / (a + b + eps)``, ``b / (a + b + eps)``
+  (their ``get_scaled_hessian``);
+- the authors' own ``task_similarity.normalized_cosine`` is a *different*
+  distance, the cosine distance between the two *variances* ``scale / F`` (the
+  element-wise inverse Fisher, each divided by its embedding's ``scale``
+  vector), with no joint rescaling. datalign does not implement it;
+- datalign's ``cosine`` is the plain cosine distance of the raw Fisher vectors
+  (no rescaling at all), which the authors' file has under neither name.
+
+Code ported from the authors' ``distance='cosine'`` should therefore use
+``kind="normalized_cosine"`` here.
 """
 
 from __future__ import annotations
@@ -38,12 +55,22 @@ def _cosine_from_parts(dot: np.ndarray, n1: np.ndarray, n2: np.ndarray, what: st
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine distance ``1 - <a, b> / (|a| |b|)``."""
+    """Plain cosine distance ``1 - <a, b> / (|a| |b|)`` of the raw embeddings (no rescaling).
+
+    Not the authors' ``task_similarity.cosine``: that one is
+    :func:`normalized_cosine` (see the module docstring).
+    """
     return float(pairwise_distances(a, b, "cosine")[0, 0])
 
 
 def normalized_cosine(a: np.ndarray, b: np.ndarray, eps: float = EPS) -> float:
-    """Task2Vec distance: cosine distance between ``a/(a+b+eps)`` and ``b/(a+b+eps)``."""
+    """Task2Vec distance: cosine distance between ``a/(a+b+eps)`` and ``b/(a+b+eps)``.
+
+    This is the authors' ``task_similarity.cosine`` (the paper's distance), not
+    their ``task_similarity.normalized_cosine``, which is the cosine distance
+    of the inverse Fisher (variances) and is not implemented here (see the
+    module docstring).
+    """
     return float(pairwise_distances(a, b, "normalized_cosine", eps=eps)[0, 0])
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 from datalign.core.io import atomic_path
 from datalign.core.runner import run_step
 from datalign.plotting.charts import alignment_heatmap, coefficient_bars
-from datalign.task2vec.coefficients import alignment_matrix, diversity
+from datalign.task2vec.coefficients import alignment_matrix, diversity, to_square
 
 
 def _write_csv(df: pd.DataFrame, path: str) -> None:
@@ -34,7 +34,7 @@ def main(smk):
 
     pairs = alignment_matrix(embeddings, labels, labels, **common)
     _write_csv(pairs, smk.output.pairs)
-    square = pairs.pivot(index="row", columns="col", values="alignment").loc[labels, labels]
+    square = to_square(pairs, labels, labels)
     with atomic_path(smk.output.square) as tmp:
         square.to_csv(tmp, float_format="%.6g")
 
