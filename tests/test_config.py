@@ -88,3 +88,43 @@ def test_too_few_points_for_the_correlation_fail_at_start():
     cfg["experiments"]["pretrain"]["eval_sets"] = ["py_code"]
     with pytest.raises(ConfigError, match=r"experiments.pretrain.*give 2 \(alignment, loss\) points; the correlation needs at least 3"):
         validate_study_config(cfg)
+
+
+def test_study_sets_names_the_sets_the_study_compares():
+    """`study_sets` = every text set trained or evaluated on, mixtures by their components."""
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["datasets"]["proofs"] = {"source": "local", "path": "proofs.jsonl"}
+    config["experiments"]["finetune"]["eval_sets"] = ["py_docstrings", "proofs"]
+    config["tokenizer"]["train_on"] = "study_sets"
+    config["probe"]["pretrain"]["datasets"] = "study_sets"
+    validate_study_config(config)
+    expect = ["py_docstrings", "py_code", "bbc_news", "proofs"]  # registry order; no mixture
+    assert config["tokenizer"]["train_on"] == expect
+    assert config["probe"]["pretrain"]["datasets"] == expect
+
+
+def test_study_sets_with_nothing_to_name_is_an_error():
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["studies"] = ["spectral_imbalance"]
+    config["spectral_imbalance"] = {"datasets": ["d"], "encoders": {"raw": {"kind": "raw"}}}
+    config["labelled_datasets"] = {"d": {"source": "sklearn_digits"}}
+    config["tokenizer"]["train_on"] = "study_sets"
+    with pytest.raises(ConfigError, match="tokenizer.train_on': study_sets names no dataset"):
+        validate_study_config(config)
+
+
+def test_length_keys_on_a_mixture_are_refused_not_ignored():
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["datasets"]["news_docstrings_50"]["min_chars"] = 100
+    with pytest.raises(ConfigError, match="news_docstrings_50.min_chars: unknown key for source mixture"):
+        validate_study_config(config)
+
+
+def test_interventions_name_a_mixed_in_dataset_and_an_evaluation_set():
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["interventions"] = {"py_code": ["py_docstrings"]}
+    with pytest.raises(ConfigError, match="interventions.py_code': 'py_code' is not a component of any mixture"):
+        validate_study_config(copy.deepcopy(config))
+    config["interventions"] = {"py_docstrings": ["pydoc"]}
+    with pytest.raises(ConfigError, match="'pydoc' is not an evaluation set"):
+        validate_study_config(config)

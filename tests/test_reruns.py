@@ -76,3 +76,26 @@ def test_an_edited_local_file_reruns_its_dataset(tmp_path):
     now = yaml.safe_load((workdir / study).read_text())["plan"]["source_files"]["qa"]
     assert now[str(data)] != recorded[str(data)]
     assert "!" in text and "A: 2\\n" not in text
+
+
+def test_study_sets_for_the_same_sets_reruns_nothing_and_a_new_domain_retrains_the_lm(study, tmp_path):
+    """`study_sets` is expanded before any rule sees it: naming the same sets changes no
+    artifact; a new domain among the study's sets retrains the tokenizer and the probe."""
+    workdir, _ = study
+
+    def switch(config):
+        config["tokenizer"]["train_on"] = "study_sets"
+        config["probe"]["pretrain"]["datasets"] = "study_sets"
+
+    assert planned_jobs(workdir, configfile=edited_config(TINY, tmp_path, switch)) == {}
+
+    def new_domain(config):
+        switch(config)
+        config["experiments"]["pretrain"]["eval_sets"] = ["py_code", "bbc_news"]
+        config["datasets"]["pydoc_topics"] = {"source": "package", "package": "pydoc_data",
+                                              "module": "pydoc_data.topics", "attribute": "topics",
+                                              "split": {"validation": 0.05, "test": 0.3}}
+        config["experiments"]["pretrain"]["train_sets"] = ["py_code", "bbc_news", "pydoc_topics"]
+
+    jobs = planned_jobs(workdir, configfile=edited_config(TINY, tmp_path, new_domain))
+    assert jobs.get("train_tokenizer") == 1 and jobs.get("probe") == 1, jobs

@@ -154,9 +154,10 @@ def _check_references(config: dict[str, Any]) -> None:
         validate_spec(name, spec)
         if spec.get("source") == "mixture":
             require_registered(config, list(spec["components"]), f"datasets.{name}.components")
+    # `study_sets` is expanded by datalign.studies.validate_study_config, which knows the studies.
     tokenizer = config.get("tokenizer")
-    if tokenizer and tokenizer["kind"] == "bpe":
+    if tokenizer and tokenizer["kind"] == "bpe" and isinstance(tokenizer["train_on"], list):
         require_registered(config, tokenizer["train_on"], "tokenizer.train_on")
     probe = config.get("probe")
-    if probe and probe.get("pretrained") is None:
+    if probe and probe.get("pretrained") is None and isinstance(probe["pretrain"]["datasets"], list):
         require_registered(config, probe["pretrain"]["datasets"], "probe.pretrain.datasets")

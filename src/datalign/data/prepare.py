@@ -38,21 +38,26 @@ from datalign.data.stdlib import PAIR_LIMITS, check_stdlib_spec, load_stdlib
 
 log = logging.getLogger(__name__)
 
-COMMON_KEYS = frozenset({"source", "description", "min_chars", "max_chars"})
+COMMON_KEYS = frozenset({"source", "description"})
+# The length filter applies to loaded documents; a mixture mixes prepared splits and has none.
+LENGTH_KEYS = frozenset({"min_chars", "max_chars"})
 # The reading policy of datalign.data.records: values that are not text, and decoding.
 DECODING_KEYS = frozenset({"encoding", "errors", "fallback_encoding"})
 SOURCE_KEYS: dict[str, frozenset[str]] = {
     "stdlib": frozenset(
         {"kind", "template", "split", "max_files", "max_rows", "exclude", "errors", *PAIR_LIMITS}
+        | LENGTH_KEYS
     ),
     "package": frozenset(
         {"package", "pip", "files", "module", "attribute", "split", "max_rows", "on_invalid"}
         | DECODING_KEYS
+        | LENGTH_KEYS
     ),
     "local": frozenset(
         {"path", "format", "text_field", "template", "group_field", "split", "max_rows"}
         | {"on_invalid"}
         | DECODING_KEYS
+        | LENGTH_KEYS
     ),
     "hf": frozenset(
         {
@@ -73,6 +78,7 @@ SOURCE_KEYS: dict[str, frozenset[str]] = {
             "join",
             "on_invalid",
         }
+        | LENGTH_KEYS
     ),
     "mixture": frozenset({"components"}),
 }

@@ -105,6 +105,7 @@ def validate_study_config(config: dict[str, Any]) -> dict[str, Any]:
     """
     wanted = config.get("studies", ["alignment"])
     validate_config(config, config_schema(required_for=wanted if isinstance(wanted, list) else ()))
+    expand_study_sets(config)
     for study in enabled_studies(config):
         study.check(config)
     return config
@@ -113,6 +114,46 @@ def validate_study_config(config: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """Load a YAML config file and validate it (see :func:`validate_study_config`)."""
     return validate_study_config(load_yaml(path))
+
+
+#: The value of ``tokenizer.train_on`` / ``probe.pretrain.datasets`` that names the study's own sets.
+STUDY_SETS = "study_sets"
+
+
+def study_sets(config: dict[str, Any]) -> list[str]:
+    """Every text dataset the enabled studies train or evaluate on, each mixture replaced
+    by its components (recursively, positive shares), in registry order."""
+    wanted: set[str] = set()
+    for study in enabled_studies(config):
+        wanted.update(study.text_datasets(config))
+    pure: set[str] = set()
+    frontier = list(wanted)
+    while frontier:
+        name = frontier.pop()
+        spec = config["datasets"][name]
+        if spec["source"] == "mixture":
+            frontier += [c for c, share in spec["components"].items() if share > 0]
+        else:
+            pure.add(name)
+    return [name for name in config["datasets"] if name in pure]
+
+
+def expand_study_sets(config: dict[str, Any]) -> None:
+    """Replace ``study_sets`` in ``tokenizer.train_on`` and ``probe.pretrain.datasets`` by
+    :func:`study_sets` (in place), so that every rule sees, and reruns on, the actual list."""
+    tokenizer, probe = config.get("tokenizer") or {}, config.get("probe") or {}
+    for key, holder, field_name in (
+        ("tokenizer.train_on", tokenizer, "train_on"),
+        ("probe.pretrain.datasets", probe.get("pretrain") or {}, "datasets"),
+    ):
+        if holder.get(field_name) == STUDY_SETS:
+            names = study_sets(config)
+            if not names:
+                raise ConfigError(
+                    f"config key '{key}': study_sets names no dataset (no enabled study trains or "
+                    "evaluates on a registered text dataset); list the datasets instead"
+                )
+            holder[field_name] = names
 
 
 def mixture_closure(config: dict[str, Any], names: Sequence[str]) -> list[str]:
