@@ -16,7 +16,7 @@ os.environ.update(
 )
 
 from datalign.core.errors import DatalignError
-from datalign.core.paths import SharedPaths
+from datalign.core.paths import SharedPaths, keep_results_out_of_git
 from datalign.core.pulled import date_pulled_artifacts
 from datalign.core.seeds import derived_seed
 from datalign.data.inputs import source_files
@@ -35,6 +35,11 @@ except DatalignError as err:
 
 R = config["results_dir"]
 P = SharedPaths(R)
+
+
+onstart:
+    # A results_dir the repository's .gitignore does not cover gets its own (not on -n).
+    keep_results_out_of_git(R)
 STUDIES = enabled_studies(config)
 SPLITS = ["train", "validation", "test"]
 CONDA_ENV = "../../../envs/datalign.yaml"

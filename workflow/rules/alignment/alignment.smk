@@ -26,7 +26,7 @@ rule alignment:
     conda:
         CONDA_ENV
     log:
-        "logs/alignment.log",
+        P.log("alignment"),
     threads: 1
     resources:
         mem_mb=res("alignment", "mem_mb"),

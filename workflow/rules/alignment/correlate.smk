@@ -23,7 +23,7 @@ rule correlate:
     conda:
         CONDA_ENV
     log:
-        "logs/correlate/{setting}.log",
+        P.log("correlate/{setting}"),
     threads: 1
     resources:
         mem_mb=res("correlate", "mem_mb"),

@@ -12,7 +12,7 @@ rule evaluate:
     conda:
         CONDA_ENV
     log:
-        "logs/evaluate/{setting}_{train_set}_{eval_set}.log",
+        P.log("evaluate/{setting}_{train_set}_{eval_set}"),
     threads: rule_threads("evaluate")
     resources:
         mem_mb=res("evaluate", "mem_mb"),
@@ -33,7 +33,7 @@ rule baseline:
     conda:
         CONDA_ENV
     log:
-        "logs/baseline/{setting}_{eval_set}.log",
+        P.log("baseline/{setting}_{eval_set}"),
     threads: rule_threads("evaluate")
     resources:
         mem_mb=res("evaluate", "mem_mb"),

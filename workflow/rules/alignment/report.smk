@@ -16,7 +16,7 @@ rule loss_curves:
     conda:
         CONDA_ENV
     log:
-        "logs/loss_curves/{setting}.log",
+        P.log("loss_curves/{setting}"),
     threads: 1
     resources:
         mem_mb=res("report", "mem_mb"),
@@ -41,7 +41,7 @@ rule summary:
     conda:
         CONDA_ENV
     log:
-        "logs/summary.log",
+        P.log("summary"),
     threads: 1
     resources:
         mem_mb=res("report", "mem_mb"),

@@ -14,9 +14,9 @@ rule task2vec:
     conda:
         CONDA_ENV
     log:
-        "logs/task2vec/{dataset}_{split}.log",
+        P.log("task2vec/{dataset}_{split}"),
     benchmark:
-        "logs/benchmarks/task2vec/{dataset}_{split}.tsv"
+        P.benchmark("task2vec/{dataset}_{split}")
     threads: rule_threads("task2vec")
     resources:
         mem_mb=res("task2vec", "mem_mb"),

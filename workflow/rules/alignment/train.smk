@@ -14,9 +14,9 @@ rule train:
     conda:
         CONDA_ENV
     log:
-        "logs/train/{setting}_{train_set}.log",
+        P.log("train/{setting}_{train_set}"),
     benchmark:
-        "logs/benchmarks/train/{setting}_{train_set}.tsv"
+        P.benchmark("train/{setting}_{train_set}")
     threads: rule_threads("train")
     resources:
         mem_mb=res("train", "mem_mb"),

@@ -17,9 +17,9 @@ rule ea_align:
     conda:
         CONDA_ENV
     log:
-        "logs/efficient_alignment/align/{pref}_{budget}.log",
+        P.log("efficient_alignment/align/{pref}_{budget}"),
     benchmark:
-        "logs/benchmarks/efficient_alignment/align/{pref}_{budget}.tsv"
+        P.benchmark("efficient_alignment/align/{pref}_{budget}")
     threads: rule_threads("ea_align")
     resources:
         mem_mb=res("ea_align", "mem_mb"),

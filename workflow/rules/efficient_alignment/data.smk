@@ -13,7 +13,7 @@ rule ea_prepare:
     conda:
         CONDA_ENV
     log:
-        "logs/efficient_alignment/prepare/{pref}.log",
+        P.log("efficient_alignment/prepare/{pref}"),
     threads: 1
     resources:
         mem_mb=res("ea_prepare", "mem_mb"),
@@ -30,7 +30,7 @@ rule ea_export_policy:
     conda:
         CONDA_ENV
     log:
-        "logs/efficient_alignment/export_policy.log",
+        P.log("efficient_alignment/export_policy"),
     threads: 1
     resources:
         mem_mb=res("ea_export_policy", "mem_mb"),

@@ -22,7 +22,7 @@ rule ea_scaling:
     conda:
         CONDA_ENV
     log:
-        "logs/efficient_alignment/scaling/{pref}.log",
+        P.log("efficient_alignment/scaling/{pref}"),
     threads: 1
     resources:
         mem_mb=res("ea_scaling", "mem_mb"),
@@ -45,7 +45,7 @@ rule ea_summary:
     conda:
         CONDA_ENV
     log:
-        "logs/efficient_alignment/summary.log",
+        P.log("efficient_alignment/summary"),
     threads: 1
     resources:
         mem_mb=res("ea_summary", "mem_mb"),

@@ -16,7 +16,7 @@ rule ea_embed:
     conda:
         CONDA_ENV
     log:
-        "logs/efficient_alignment/embed/{pref}.log",
+        P.log("efficient_alignment/embed/{pref}"),
     threads: rule_threads("ea_embed")
     resources:
         mem_mb=res("ea_embed", "mem_mb"),
@@ -39,7 +39,7 @@ rule ea_select:
     conda:
         CONDA_ENV
     log:
-        "logs/efficient_alignment/select/{pref}_{budget}.log",
+        P.log("efficient_alignment/select/{pref}_{budget}"),
     threads: 1
     resources:
         mem_mb=res("ea_select", "mem_mb"),

@@ -14,7 +14,7 @@ rule prepare_data:
     conda:
         CONDA_ENV
     log:
-        "logs/prepare_data/{dataset}.log",
+        P.log("prepare_data/{dataset}"),
     threads: 1
     resources:
         mem_mb=res("prepare_data", "mem_mb"),

@@ -13,7 +13,7 @@ rule train_tokenizer:
     conda:
         CONDA_ENV
     log:
-        "logs/train_tokenizer.log",
+        P.log("train_tokenizer"),
     threads: 1
     resources:
         mem_mb=res("train_tokenizer", "mem_mb"),
@@ -32,7 +32,7 @@ rule tokenize:
     conda:
         CONDA_ENV
     log:
-        "logs/tokenize/{dataset}.log",
+        P.log("tokenize/{dataset}"),
     threads: 1
     resources:
         mem_mb=res("tokenize", "mem_mb"),
@@ -54,9 +54,9 @@ rule probe:
     conda:
         CONDA_ENV
     log:
-        "logs/probe.log",
+        P.log("probe"),
     benchmark:
-        "logs/benchmarks/probe.tsv"
+        P.benchmark("probe")
     threads: rule_threads("probe")
     resources:
         mem_mb=res("probe", "mem_mb"),

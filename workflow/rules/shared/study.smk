@@ -11,7 +11,7 @@ rule study_config:
     conda:
         CONDA_ENV
     log:
-        "logs/study_config.log",
+        P.log("study_config"),
     localrule: True
     threads: 1
     resources:

@@ -37,7 +37,7 @@ rule si_analyse:
     conda:
         CONDA_ENV
     log:
-        "logs/spectral_imbalance/analyse/{labelled}/{encoder}.log",
+        P.log("spectral_imbalance/analyse/{labelled}/{encoder}"),
     threads: 1
     resources:
         mem_mb=res("si_analyse", "mem_mb"),

@@ -44,7 +44,7 @@ rule si_compare:
     conda:
         CONDA_ENV
     log:
-        "logs/spectral_imbalance/compare/{labelled}.log",
+        P.log("spectral_imbalance/compare/{labelled}"),
     threads: 1
     resources:
         mem_mb=res("si_compare", "mem_mb"),
@@ -73,7 +73,7 @@ rule si_summary:
     conda:
         CONDA_ENV
     log:
-        "logs/spectral_imbalance/summary.log",
+        P.log("spectral_imbalance/summary"),
     threads: 1
     resources:
         mem_mb=res("si_summary", "mem_mb"),

@@ -10,7 +10,7 @@ rule si_prepare:
     conda:
         CONDA_ENV
     log:
-        "logs/spectral_imbalance/prepare/{labelled}.log",
+        P.log("spectral_imbalance/prepare/{labelled}"),
     threads: 1
     resources:
         mem_mb=res("si_prepare", "mem_mb"),

@@ -14,7 +14,7 @@ rule si_encode:
     conda:
         CONDA_ENV
     log:
-        "logs/spectral_imbalance/encode/{labelled}/{encoder}.log",
+        P.log("spectral_imbalance/encode/{labelled}/{encoder}"),
     threads: rule_threads("si_encode")
     resources:
         mem_mb=res("si_encode", "mem_mb"),
