@@ -9,7 +9,7 @@ MEASURES = config["measures"]["run"]
 # evaluation sets); every set is compared with every evaluation set's test split.
 MEASURE_TARGETS = sorted({plan.eval_key(e) for s in SETTINGS for e in plan.eval_sets(config, s)})
 # Where the task2vec rule's benchmark lands (its cost per set, read when present).
-TASK2VEC_BENCHMARK = "logs/benchmarks/task2vec/{dataset}_{split}.tsv"
+TASK2VEC_BENCHMARK = P.benchmark("task2vec/{dataset}_{split}")
 
 
 wildcard_constraints:
@@ -33,9 +33,9 @@ rule measure_alignment:
     conda:
         CONDA_ENV
     log:
-        "logs/measures/{measure}.log",
+        P.log("measures/{measure}"),
     benchmark:
-        "logs/benchmarks/measures/{measure}.tsv"
+        P.benchmark("measures/{measure}")
     threads: rule_threads("measure_alignment")
     resources:
         mem_mb=res("measure_alignment", "mem_mb") or 2000,
@@ -77,7 +77,7 @@ rule measure_comparison:
     conda:
         CONDA_ENV
     log:
-        "logs/measure_comparison.log",
+        P.log("measure_comparison"),
     threads: 1
     resources:
         mem_mb=res("report", "mem_mb"),
