@@ -80,7 +80,8 @@ def _imports(path: Path) -> set[str]:
 
 def _discovers_modules(path: Path) -> bool:
     """Whether a package module loads its siblings by discovery (pkgutil), not by import."""
-    return "iter_modules" in path.read_text()
+    text = path.read_text()
+    return "iter_modules" in text or "import_submodules(" in text
 
 
 def library_modules(src: Path, scripts: Iterable[Path]) -> list[Path]:

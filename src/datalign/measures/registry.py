@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from datalign.core.discovery import Discovery
 from datalign.core.errors import ConfigError, DataError
 from datalign.measures import kinds as measure_package
 from datalign.task2vec.options import options_schema
@@ -73,8 +74,7 @@ class MeasureEntry:
 
 
 _REGISTRY: dict[str, MeasureEntry] = {}
-_discovered = False
-
+_discovery = Discovery(measure_package.import_all)
 C = TypeVar("C", bound=type)
 
 
@@ -109,15 +109,7 @@ def register_measure(name: str, options: type | None = None) -> Callable[[C], C]
 
 def discover_measures() -> None:
     """Import every module of :mod:`datalign.measures.kinds` once (their decorators register them)."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True  # first: a module that looks a measure up while loading must not recurse
-    try:
-        measure_package.import_all()
-    except BaseException:
-        _discovered = False
-        raise
+    _discovery()
 
 
 def available_measures() -> tuple[str, ...]:

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from datalign.core.discovery import Discovery
 from datalign.core.errors import ConfigError
 from datalign.task2vec import estimators as estimator_package
 
@@ -94,8 +95,7 @@ class EstimatorEntry:
 
 
 _REGISTRY: dict[str, EstimatorEntry] = {}
-_discovered = False
-
+_discovery = Discovery(estimator_package.import_all)
 F = TypeVar("F", bound=Callable[[], Task2VecEstimator])
 
 
@@ -153,15 +153,7 @@ def register_lazy_estimator(name: str, target: str, options: type | None = None,
 
 def discover_estimators() -> None:
     """Import every module of :mod:`datalign.task2vec.estimators` once (their decorators register them)."""
-    global _discovered
-    if _discovered:
-        return
-    _discovered = True  # first: a module that looks an estimator up while loading must not recurse
-    try:
-        estimator_package.import_all()
-    except BaseException:
-        _discovered = False
-        raise
+    _discovery()
 
 
 def _entry(name: str) -> EstimatorEntry:

@@ -9,15 +9,9 @@ nothing here names them.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from datalign.core.discovery import import_submodules
 
 
 def import_all() -> list[str]:
     """Import every module of this package not starting with ``_`` (sorted); their names."""
-    names = []
-    for info in pkgutil.iter_modules(__path__, __name__ + "."):
-        if not info.name.rsplit(".", 1)[1].startswith("_"):
-            importlib.import_module(info.name)
-            names.append(info.name)
-    return names
+    return import_submodules(__name__, __path__)
