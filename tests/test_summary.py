@@ -119,3 +119,12 @@ def test_correlation_reading_names_strength_ci_and_clusters():
     assert "clusters" not in text
     text = "\n".join(correlation_reading("finetune", _stats(-0.9, -0.99, -0.6, True, -0.8, -0.7)))
     assert "also holds within the clusters" in text
+
+
+def test_a_negligible_correlation_claims_no_direction_and_three_points_no_robustness():
+    stats = _stats(0.05, -1.0, 1.0, False)
+    stats["n"] = 3
+    stats["robustness"].update(r_loo_min=None, r_loo_max=None, r_without_most_influential=None)
+    text = "\n".join(correlation_reading("finetune", stats))
+    assert "a negligible correlation." in text and "HIGHER" not in text and "lower loss" not in text
+    assert "leaving one out leaves too few" in text and "n/a" not in text

@@ -136,20 +136,24 @@ def correlation_reading(setting: str, s: Mapping[str, Any]) -> list[str]:
     """The correlation of one setting in words: strength, direction, CI, robustness."""
     r, lo, hi = s["pearson_r"], s.get("r_ci_low"), s.get("r_ci_high")
     conf = round(100 * s.get("confidence", 0.95))
+    strength = strength_words(r)
     direction = (
-        "more aligned training data, lower loss (the direction the paper predicts)" if r < 0
-        else "more aligned training data, HIGHER loss (against the paper's prediction)"
+        "" if strength == "negligible"
+        else ", more aligned training data, lower loss (the direction the paper predicts)" if r < 0
+        else ", more aligned training data, HIGHER loss (against the paper's prediction)"
     )
     lines = [
         f"- **{setting}** (n={s['n']} models x evaluation sets): Pearson r={_fmt(r)} "
         f"({conf}% bootstrap CI {_fmt(lo)} to {_fmt(hi)}, p={_fmt(s['pearson_p'], '.2g')}), "
         f"r^2={_fmt(s['r2'])}, Spearman rho={_fmt(s['spearman_rho'])}: "
-        f"a {strength_words(r)} correlation, {direction}."
+        f"a {strength} correlation{direction}."
     ]
     if lo is not None and hi is not None and lo < 0 < hi:
         lines.append(f"  - The CI includes 0: with {s['n']} points this is not distinguishable from no correlation.")
     rob = s.get("robustness")
-    if rob:
+    if rob and rob["r_loo_min"] is None:
+        lines.append(f"  - With {s['n']} points, leaving one out leaves too few for an r: no robustness check.")
+    elif rob:
         lines.append(
             f"  - Leaving one point out, r ranges from {_fmt(rob['r_loo_min'])} to {_fmt(rob['r_loo_max'])}; "
             f"without the most influential point ({rob['most_influential_point']}) r="
