@@ -16,6 +16,7 @@ import yaml
 from datalign.core.errors import ConfigError
 from datalign.studies import load_config, validate_study_config
 
+from .test_judge import build_monotone_judge
 from .test_paper_config import plan_offline
 from .workflow_helpers import REPO, edited_config, planned_jobs, run_snakemake, temp_leftovers
 
@@ -27,10 +28,23 @@ HEAVY = ("torch", "transformers", "datasets", "trl")
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def tiny_ea(tmp_path_factory):
+    """The tiny config with the judge on (a tiny local reward model)."""
+    folder = tmp_path_factory.mktemp("ea_config")
+    judge = build_monotone_judge(folder / "judge")
+
+    def edit(c):
+        c["efficient_alignment"]["evaluation"]["judge"] = {"model": str(judge), "max_new_tokens": 6,
+                                                           "max_prompts": 8, "batch_size": 8}
+
+    return edited_config(TINY_EA, folder, edit)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_ea):
     workdir = tmp_path_factory.mktemp("ea_study")
-    run_snakemake(workdir, "--cores", "2", configfile=TINY_EA)
-    config = load_config(TINY_EA)
+    run_snakemake(workdir, "--cores", "2", configfile=tiny_ea)
+    config = load_config(tiny_ea)
     return workdir, workdir / "results" / "efficient_alignment", config
 
 
@@ -99,6 +113,45 @@ def test_every_run_is_separate_and_evaluated(study):
     assert trained[0]["metrics"] != trained[1]["metrics"], "two seeds gave the same run"
 
 
+def test_judged_win_rates_and_cis(study):
+    _, root, config = study
+    methods = list(config["efficient_alignment"]["methods"])
+    for budget in ("10", "100"):
+        runs = json.loads((root / "runs" / "docstring_code" / f"{budget}.json").read_text())
+        done = json.loads((root / "runs" / "docstring_code" / f"{budget}.completions.json").read_text())
+        judged = json.loads((root / "scaling" / "docstring_code" / "judged" / f"{budget}.json").read_text())
+        n = min(8, runs["test_pairs"])
+        assert done["prompts"] == n and len(done["base"]) == n and done["max_new_tokens"] == 6
+        assert set(done["runs"]) == {f"{m}_seed{s}" for m in methods for s in (0, 1)}
+        assert "half" in judged["ties"] and judged["reference"] == "chosen"
+        for result in (judged["base"], *judged["runs"], *judged["methods"].values()):
+            low, high = result["win_rate_ci"]
+            assert 0.0 <= low <= result["win_rate"] <= high <= 1.0
+        for result in (judged["base"], *judged["runs"]):
+            assert result["n"] == n and result["wins"] + result["ties"] + result["losses"] == n
+            assert result["win_rate"] == pytest.approx((result["wins"] + 0.5 * result["ties"]) / n)
+        assert {(r["method"], r["seed"]) for r in judged["runs"]} == {(m, s) for m in methods for s in (0, 1)}
+        for method, pooled in judged["methods"].items():
+            mine = [r["win_rate"] for r in judged["runs"] if r["method"] == method]
+            assert pooled["seeds"] == 2 and pooled["n"] == 2 * n
+            assert pooled["win_rate"] == pytest.approx(np.mean(mine))
+        # a run shared by every method at 100 % has one set of completions and one score
+        if budget == "100":
+            shared = {r["seed"]: r["win_rate"] for r in judged["runs"] if r["shared_with"] is None}
+            assert all(r["win_rate"] == shared[r["seed"]] for r in judged["runs"])
+    points = pd.read_csv(root / "scaling" / "docstring_code" / "points.csv")
+    assert points["win_rate"].between(0, 1).all()
+    fits = json.loads((root / "scaling" / "docstring_code" / "fits.json").read_text())
+    assert 0 <= fits["base"]["win_rate"] <= 1
+    summary = json.loads((root / "summary.json").read_text())
+    entry = summary["datasets"]["docstring_code"]["win_rate"]
+    assert "half" in entry["ties"]
+    assert {(r["percent"], r["method"]) for r in entry["budgets"]} == {(p, m) for p in (10, 100) for m in methods}
+    for row in entry["budgets"]:
+        assert row["win_rate_ci"][0] <= row["win_rate"] <= row["win_rate_ci"][1]
+    assert "Judged win rate against the reference (chosen) completions" in (root / "summary.md").read_text()
+
+
 def test_scaling_table_plot_and_summary(study):
     _, root, config = study
     scaling = root / "scaling" / "docstring_code"
@@ -134,29 +187,49 @@ def test_scaling_table_plot_and_summary(study):
     assert "ISA against the baselines" in markdown and "R²" in markdown
 
 
-def _edited(tmp_path: Path, edit) -> Path:
-    return edited_config(TINY_EA, tmp_path, edit)
+def _edited(base: Path, tmp_path: Path, edit) -> Path:
+    return edited_config(base, tmp_path, edit)
 
 
 def _planned(workdir: Path, configfile: Path) -> Counter:
     return planned_jobs(workdir, "--cores", "2", configfile=configfile)
 
 
-def test_edits_rerun_exactly_what_they_change(study, tmp_path):
+def test_edits_rerun_exactly_what_they_change(study, tiny_ea, tmp_path):
     workdir, _, _ = study
-    assert _planned(workdir, TINY_EA) == Counter()
+    assert _planned(workdir, tiny_ea) == Counter()
     # a new budget: its selections and its runs only, then the fit and the summary
-    more = _edited(tmp_path, lambda c: c["efficient_alignment"].update(budgets=[10, 50, 100]))
+    more = _edited(tiny_ea, tmp_path, lambda c: c["efficient_alignment"].update(budgets=[10, 50, 100]))
     plan = _planned(workdir, more)
-    assert plan["ea_select"] == 1 and plan["ea_align"] == 1
-    assert set(plan) - {"total"} == {"ea_select", "ea_align", "ea_scaling", "ea_summary", "study_config", "all"}
+    assert plan["ea_select"] == 1 and plan["ea_align"] == 1 and plan["ea_judge"] == 1
+    assert set(plan) - {"total"} == {"ea_select", "ea_align", "ea_judge", "ea_scaling", "ea_summary",
+                                     "study_config", "all"}
     # the bootstrap of the fit: only the fit and what reads it
-    boot = _edited(tmp_path, lambda c: c["efficient_alignment"]["scaling"].update(bootstrap=60))
+    boot = _edited(tiny_ea, tmp_path, lambda c: c["efficient_alignment"]["scaling"].update(bootstrap=60))
     assert set(_planned(workdir, boot)) - {"total"} == {"ea_scaling", "ea_summary", "study_config", "all"}
     # a training option: every run, nothing upstream of the runs
-    lr = _edited(tmp_path, lambda c: c["efficient_alignment"]["training"].update(lr=5.0e-4))
+    lr = _edited(tiny_ea, tmp_path, lambda c: c["efficient_alignment"]["training"].update(lr=5.0e-4))
     plan = _planned(workdir, lr)
     assert plan["ea_align"] == 2 and "ea_select" not in plan and "ea_embed" not in plan
+    # the judge: a new reward model or its batch / context rescores the completions, no training
+    for key, value in (("max_length", 256), ("batch_size", 4)):
+        edited = _edited(tiny_ea, tmp_path, lambda c, k=key, v=value: c["efficient_alignment"]["evaluation"]["judge"]
+                         .update({k: v}))
+        assert set(_planned(workdir, edited)) - {"total"} == {"ea_judge", "ea_scaling", "ea_summary",
+                                                              "study_config", "all"}
+    other = build_monotone_judge(tmp_path / "other_judge")
+    edited = _edited(tiny_ea, tmp_path, lambda c: c["efficient_alignment"]["evaluation"]["judge"]
+                     .update(model=str(other)))
+    plan = _planned(workdir, edited)
+    assert plan["ea_judge"] == 2 and "ea_align" not in plan
+    # the fit on the win rate: only the fit and the summary
+    win = _edited(tiny_ea, tmp_path, lambda c: c["efficient_alignment"]["scaling"].update(metric="win_rate"))
+    assert set(_planned(workdir, win)) - {"total"} == {"ea_scaling", "ea_summary", "study_config", "all"}
+    # how the completions are made is the align job's: more new tokens retrain (and rejudge)
+    longer = _edited(tiny_ea, tmp_path, lambda c: c["efficient_alignment"]["evaluation"]["judge"]
+                     .update(max_new_tokens=8))
+    plan = _planned(workdir, longer)
+    assert plan["ea_align"] == 2 and plan["ea_judge"] == 2
 
 
 @pytest.mark.parametrize(
@@ -169,6 +242,8 @@ def test_edits_rerun_exactly_what_they_change(study, tmp_path):
          "efficient_alignment.methods.isa': unknown option(s) ['varient']"),
         (lambda c: c["preference_datasets"]["docstring_code"].update(negative="swap"),
          "preference_datasets.docstring_code.negative"),
+        (lambda c: c["efficient_alignment"]["scaling"].update(metric="win_rate"),
+         "efficient_alignment.scaling.metric': win_rate needs the judge"),
     ],
 )
 def test_bad_config_is_one_line_before_any_job(edit, message):
@@ -200,10 +275,12 @@ def test_paper_config_plans_offline_without_heavy_imports(tmp_path):
     assert sec["embedding"]["model"] == "meta-llama/Meta-Llama-3-8B-Instruct"
     counts, modules, _ = plan_offline(tmp_path, PAPER_EA)
     n_sets, n_budgets = len(sec["datasets"]), len(sec["budgets"])
+    assert sec["evaluation"]["judge"]["model"] == "OpenAssistant/reward-model-deberta-v3-large-v2"
+    assert config["resources"]["ea_judge"]["gpu"] == 1
     assert counts == Counter({
         "ea_prepare": n_sets, "ea_embed": n_sets, "ea_select": n_sets * n_budgets,
-        "ea_align": n_sets * n_budgets, "ea_scaling": n_sets, "ea_summary": 1, "study_config": 1,
-        "all": 1, "total": 3 * n_sets + 2 * n_sets * n_budgets + 3,
+        "ea_align": n_sets * n_budgets, "ea_judge": n_sets * n_budgets, "ea_scaling": n_sets,
+        "ea_summary": 1, "study_config": 1, "all": 1, "total": 3 * n_sets + 3 * n_sets * n_budgets + 3,
     })
     assert not [m for m in modules if m.split(".")[0] in HEAVY]
 

@@ -10,6 +10,7 @@ EA_DATASETS = ea_plan.datasets(config)
 EA_BUDGETS = ea_plan.budgets(config)
 EA_METHODS = ea_plan.methods(config)
 EA_SEEDS = ea_plan.seeds(config)
+EA_JUDGE = ea_plan.judge(config)
 
 
 wildcard_constraints:
@@ -24,6 +25,7 @@ DEFAULT_RESOURCES.update(
         "ea_embed": dict(mem_mb=4000, runtime=60),
         "ea_select": dict(mem_mb=2000, runtime=30),
         "ea_align": dict(mem_mb=4000, runtime=240),
+        "ea_judge": dict(mem_mb=4000, runtime=60),
         "ea_scaling": dict(mem_mb=1000, runtime=10),
         "ea_summary": dict(mem_mb=1000, runtime=10),
     }
@@ -61,3 +63,28 @@ def ea_align_inputs(wildcards):
 def ea_run_seeds(wildcards):
     """The (selection / training) seed of each listed seed: derived from the study seed and the listed one."""
     return {str(s): derived_seed(config, "efficient_alignment", str(s)) for s in EA_SEEDS}
+
+
+def ea_align_outputs():
+    """The align job's files: the runs, and with the judge on the completions it generated."""
+    outputs = {"runs": E.runs()}
+    if EA_JUDGE:
+        outputs["completions"] = E.completions()
+    return outputs
+
+
+def ea_judge_inputs(wildcards):
+    inputs = {
+        "test": E.pref_split(wildcards.pref, "test"),
+        "runs": E.runs(wildcards.pref, wildcards.budget),
+        "completions": E.completions(wildcards.pref, wildcards.budget),
+    }
+    # a local reward-model directory is an input (a hub name is not a file)
+    if EA_JUDGE and Path(EA_JUDGE["model"]).is_dir():
+        inputs["judge_config"] = str(Path(EA_JUDGE["model"]) / "config.json")
+    return inputs
+
+
+def ea_judged(pref):
+    """The judged files of one dataset, one per budget (none with the judge off)."""
+    return [E.judged(pref, b) for b in EA_BUDGETS] if EA_JUDGE else []

@@ -4,6 +4,7 @@
 rule ea_scaling:
     input:
         runs=lambda wc: [E.runs(wc.pref, b) for b in EA_BUDGETS],
+        judged=lambda wc: ea_judged(wc.pref),
     output:
         fits=E.scaling_fits(),
         points=E.scaling_points(),
@@ -35,6 +36,7 @@ rule ea_summary:
     input:
         fits=[E.scaling_fits(d) for d in EA_DATASETS],
         points=[E.scaling_points(d) for d in EA_DATASETS],
+        judged=[f for d in EA_DATASETS for f in ea_judged(d)],
     output:
         json=E.summary_json(),
         markdown=E.summary_markdown(),

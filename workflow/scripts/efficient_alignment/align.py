@@ -16,7 +16,8 @@ def main(smk):
     selections = {tuple(Path(p).stem.rsplit("_seed", 1)): p for p in files.selections}
     align_step(smk.wildcards.pref, smk.wildcards.budget, Path(files.train).parent, selections, policy,
                smk.params.objective, smk.params.training, smk.params.evaluation, smk.params.seeds,
-               smk.output.runs)
+               smk.output.runs, generation=smk.params.generation,
+               completions_out=smk.output.get("completions"))
 
 
 run_step(snakemake, main)  # noqa: F821

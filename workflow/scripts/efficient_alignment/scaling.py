@@ -6,7 +6,8 @@ from datalign.studies.efficient_alignment.steps import scaling_step
 
 def main(smk):
     scaling_step(smk.wildcards.pref, list(smk.input.runs), smk.params.methods, smk.params.scaling,
-                 smk.params.seed, smk.output.fits, smk.output.points, smk.output.table, smk.output.plot)
+                 smk.params.seed, smk.output.fits, smk.output.points, smk.output.table, smk.output.plot,
+                 judged_files=list(smk.input.judged))
 
 
 run_step(snakemake, main)  # noqa: F821

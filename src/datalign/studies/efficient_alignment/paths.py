@@ -50,6 +50,14 @@ class EfficientAlignmentPaths(SharedPaths):
     def runs(self, pref: str = "{pref}", budget: str = "{budget}") -> str:
         return f"{self.study_dir()}/runs/{pref}/{budget}.json"
 
+    # With the judge on: the greedy completions of the held-out prompts by the base and every run
+    # (written by the align job), and their judged win rates (the judge job; under the scaling folder).
+    def completions(self, pref: str = "{pref}", budget: str = "{budget}") -> str:
+        return f"{self.study_dir()}/runs/{pref}/{budget}.completions.json"
+
+    def judged(self, pref: str = "{pref}", budget: str = "{budget}") -> str:
+        return f"{self.scaling_dir(pref)}/judged/{budget}.json"
+
     # The scaling fit, points, the budget table and the plot, per dataset.
     def scaling_dir(self, pref: str = "{pref}") -> str:
         return f"{self.study_dir()}/scaling/{pref}"

@@ -69,6 +69,28 @@ def quality_model(config: dict[str, Any]) -> str | None:
     return resolve_model(config, section(config)["quality"]["model"])
 
 
+def judge(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The reward-model judge's options (``evaluation.judge``), or None when the judge is off."""
+    return section(config)["evaluation"].get("judge") or None
+
+
+def generation(config: dict[str, Any]) -> dict[str, Any] | None:
+    """What the align job needs of the judge: how the completions are generated (None: judge off).
+
+    The reward model, its batch size and context are the judge job's alone,
+    so changing them rescores the completions without retraining.
+    """
+    opts = judge(config)
+    if opts is None:
+        return None
+    return {"max_new_tokens": opts["max_new_tokens"], "max_prompts": opts["max_prompts"]}
+
+
+def align_evaluation(config: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation options of the align job: ``evaluation`` without the judge."""
+    return {k: v for k, v in section(config)["evaluation"].items() if k != "judge"}
+
+
 def models_used(config: dict[str, Any]) -> set[str]:
     """Every causal LM the study loads (policy, last-token embedder, quality scorer)."""
     used = {section(config)["policy"], quality_model(config)}

@@ -10,7 +10,11 @@ Runs: one job aligns every (method, seed) subset of one budget. The run of
 the same rows at a budget (every method at 100 %) give the same run: it is
 trained once and its result shared. Each run is evaluated on the held-out
 test pairs right after training (implicit reward against the base as the
-reference) and its checkpoint discarded.
+reference) and its checkpoint discarded. With the judge on
+(``evaluation.judge``), the job also writes the greedy completions of the
+first held-out prompts by the base and by every run; the judge job
+(:func:`judge_step`) scores them against the reference completions, so
+changing the reward model rescores without retraining.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from datalign.core.io import Timer, read_json, write_json
 log = logging.getLogger(__name__)
 
 METRICS = ("preference_accuracy", "reward_margin", "chosen_nll_per_token")
+#: The judged metric (a reward model's win rate against the reference completions), when the judge is on.
+JUDGED = "win_rate"
 
 
 #: Below this R² the free fit's shape (and so its plateau and x_95) is not supported by the points.
@@ -214,9 +220,16 @@ class CachedEvaluation:
 def align_step(
     pref: str, budget: str, data_dir: str | Path, selections: Mapping[tuple[str, str], str],
     policy_dir: str, objective: str, training: Mapping[str, Any], evaluation: Mapping[str, Any],
-    seeds: Mapping[str, int], out: str | Path,
+    seeds: Mapping[str, int], out: str | Path, generation: Mapping[str, Any] | None = None,
+    completions_out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Align the policy on every (method, seed) subset of one budget; evaluate each on the test pairs."""
+    """Align the policy on every (method, seed) subset of one budget; evaluate each on the test pairs.
+
+    ``generation`` (``{max_new_tokens, max_prompts}``, the judge's generation
+    options; None: no judge): the base and every trained run complete the first
+    ``max_prompts`` test prompts greedily, written to ``completions_out`` as
+    ``{"prompts": n, "max_new_tokens", "base": [...], "runs": {"<method>_seed<s>": [...]}}``.
+    """
     from datalign.data.preference import read_preference_split
     from datalign.lm.models import load_model
     from datalign.studies.efficient_alignment.selection.artifacts import load_selection
@@ -235,6 +248,22 @@ def align_step(
             batch_size=evaluation["batch_size"], use_chat_template=training.get("use_chat_template", True),
             confidence=evaluation["confidence"], n_boot=evaluation["bootstrap"])
         base_metrics = evaluate(base, seed=0)
+    use_chat = training.get("use_chat_template", True)
+    prompts = None
+    completions: dict[str, Any] = {}
+    if generation:
+        if completions_out is None:
+            raise ConfigError("align_step: the judge is on but no completions file is named")
+        prompts = [p["prompt"] for p in test][: generation.get("max_prompts") or None]
+
+        def complete(model) -> list[str]:
+            from datalign.studies.efficient_alignment.evaluation import generate_completions
+
+            return generate_completions(model, tok, prompts, max_new_tokens=int(generation["max_new_tokens"]),
+                                        batch_size=evaluation["batch_size"], use_chat_template=use_chat)
+
+        completions = {"prompts": len(prompts), "max_new_tokens": int(generation["max_new_tokens"]),
+                       "base": complete(base), "runs": {}}
     record: dict[str, Any] = {
         "dataset": pref, "budget": budget, "percent": float(budget), "objective": objective,
         "train_rows": len(rows), "test_pairs": len(test), "policy": policy_dir,
@@ -254,6 +283,9 @@ def align_step(
                              rows_used=shared["rows_used"], desirable=shared["desirable"],
                              undesirable=shared["undesirable"])
                 record["runs"].append(entry)
+                if prompts is not None:
+                    completions["runs"][f"{method}_seed{listed}"] = completions["runs"][
+                        f"{shared['method']}_seed{listed}"]
                 continue
             subset = _subset_rows(rows, result.indices, objective)
             if not subset:
@@ -266,6 +298,8 @@ def align_step(
                                                             name)], tokenizer=tok, progress=False)[0]
                 policy = load_model(run_dir)
                 metrics = evaluate(policy, seed=seed)
+                if prompts is not None:
+                    completions["runs"][f"{method}_seed{listed}"] = complete(policy)
                 del policy
                 shutil.rmtree(run_dir, ignore_errors=True)
             entry.update(
@@ -281,8 +315,85 @@ def align_step(
             log.info("%s: accuracy %.3f, margin %.4f, %d steps, %.1fs", name, metrics["preference_accuracy"],
                      metrics["reward_margin"], train_log["total_steps"], t_run.seconds)
     record["trained_runs"] = len(done)
+    if prompts is not None:
+        write_json(completions_out, completions)
     write_json(out, record)
     return record
+
+
+# --------------------------------------------------------------------------- judge
+
+
+def judge_step(
+    pref: str, budget: str, data_dir: str | Path, runs_path: str | Path, completions_path: str | Path,
+    judge: Mapping[str, Any], judge_model: str, evaluation: Mapping[str, Any], out: str | Path,
+) -> dict[str, Any]:
+    """Score the completions of one budget's runs (and the base) against the reference completions.
+
+    The reward model ``judge_model`` (:func:`~.evaluation.load_reward_model`)
+    scores each run's greedy completion of a held-out prompt and the pair's
+    ``chosen`` completion (the reference); win 1, tie 0.5 (equal scores), loss 0.
+    Per run: ``win_rate`` with a percentile-bootstrap CI over prompts (seeded
+    by the run's training seed); per method: the outcomes of all its seeds
+    pooled (mean and bootstrap CI over the pooled prompts x seeds). Writes
+    ``{"base": {...}, "runs": [...], "methods": {...}}``.
+    """
+    from datalign.data.preference import read_preference_split
+    from datalign.studies.efficient_alignment.evaluation import (
+        bootstrap_mean_ci,
+        load_reward_model,
+        pairwise_outcomes,
+        reward_scores,
+    )
+
+    record_runs = read_json(runs_path)
+    done = read_json(completions_path)
+    pairs = read_preference_split(data_dir, "test", form="pairs")
+    if evaluation.get("max_pairs"):
+        pairs = pairs[: evaluation["max_pairs"]]
+    n = int(done["prompts"])
+    if n > len(pairs):
+        raise DataError(f"{completions_path}: {n} completions but {len(pairs)} held-out pairs")
+    prompts = [p.prompt for p in pairs[:n]]
+    references = [p.chosen for p in pairs[:n]]
+    conf, n_boot = float(evaluation["confidence"]), int(evaluation["bootstrap"])
+    model, tok = load_reward_model(judge_model)
+    kwargs = {"batch_size": int(judge["batch_size"]), "max_length": int(judge["max_length"])}
+    with Timer() as t_judge:
+        s_ref = reward_scores(model, tok, prompts, references, **kwargs)
+
+        def judged(texts: Sequence[str], seed: int) -> tuple[dict[str, Any], np.ndarray]:
+            if len(texts) != n:
+                raise DataError(f"{completions_path}: {len(texts)} completions of a run, {n} prompts")
+            s_pol = reward_scores(model, tok, prompts, list(texts), **kwargs)
+            outcomes = pairwise_outcomes(s_pol, s_ref)
+            low, high = bootstrap_mean_ci(outcomes, confidence=conf, n_boot=n_boot, seed=seed)
+            return {"n": n, JUDGED: float(outcomes.mean()), f"{JUDGED}_ci": [low, high],
+                    "wins": int((outcomes == 1.0).sum()), "ties": int((outcomes == 0.5).sum()),
+                    "losses": int((outcomes == 0.0).sum()), "policy_score": float(s_pol.mean()),
+                    "reference_score": float(s_ref.mean())}, outcomes
+
+        base, _ = judged(done["base"], 0)
+        runs, pooled = [], {}
+        for run in record_runs["runs"]:
+            result, outcomes = judged(done["runs"][f"{run['method']}_seed{run['seed']}"], int(run["run_seed"]))
+            runs.append({"method": run["method"], "seed": run["seed"], "shared_with": run["shared_with"],
+                         **result})
+            pooled.setdefault(run["method"], []).append(outcomes)
+    methods = {}
+    for method, parts in pooled.items():
+        outcomes = np.concatenate(parts)
+        low, high = bootstrap_mean_ci(outcomes, confidence=conf, n_boot=n_boot, seed=0)
+        methods[method] = {"seeds": len(parts), "n": int(outcomes.size), JUDGED: float(outcomes.mean()),
+                           f"{JUDGED}_ci": [low, high]}
+    result = {"dataset": pref, "budget": budget, "percent": float(budget), "judge": judge_model,
+              "reference": "chosen", "ties": "count half (equal reward-model scores)", "confidence": conf,
+              "max_new_tokens": done["max_new_tokens"], "base": base, "runs": runs, "methods": methods,
+              "seconds": round(t_judge.seconds, 3)}
+    write_json(out, result)
+    log.info("%s %s%%: judged %d runs on %d prompts (base win rate %.3f) in %.1fs", pref, budget, len(runs), n,
+             base[JUDGED], t_judge.seconds)
+    return result
 
 
 # --------------------------------------------------------------------------- scaling
@@ -298,17 +409,36 @@ def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float | N
     return mean, mean - half, mean + half
 
 
-def collect_points(run_files: Sequence[str | Path], metric: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One point per (method, budget, seed) run plus the base (x = 0); the base's metrics."""
+def collect_points(
+    run_files: Sequence[str | Path], metric: str, judged_files: Sequence[str | Path] = (),
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One point per (method, budget, seed) run plus the base (x = 0); the base's metrics.
+
+    ``judged_files`` (one per run file, in the same order; empty: no judge)
+    add each run's judged ``win_rate``. ``metric`` win_rate without them is a
+    :class:`ConfigError`.
+    """
+    if metric == JUDGED and not judged_files:
+        raise ConfigError("scaling.metric win_rate needs the judge (efficient_alignment.evaluation.judge)")
+    if judged_files and len(judged_files) != len(run_files):
+        raise DataError(f"scaling: {len(run_files)} run files but {len(judged_files)} judged files")
     points: list[dict[str, Any]] = []
     base = None
-    for path in run_files:
+    for i, path in enumerate(run_files):
         record = read_json(path)
-        base = base or record["base"]
+        judged = read_json(judged_files[i]) if judged_files else None
+        wins = {(r["method"], r["seed"]): r[JUDGED] for r in judged["runs"]} if judged else {}
+        if base is None:
+            base = dict(record["base"])
+            if judged:
+                base[JUDGED] = judged["base"][JUDGED]
         for run in record["runs"]:
-            points.append({"method": run["method"], "percent": record["percent"], "seed": run["seed"],
-                           "k": run["k"], "shared_with": run["shared_with"],
-                           **{m: run["metrics"][m] for m in METRICS}})
+            point = {"method": run["method"], "percent": record["percent"], "seed": run["seed"],
+                     "k": run["k"], "shared_with": run["shared_with"],
+                     **{m: run["metrics"][m] for m in METRICS}}
+            if judged:
+                point[JUDGED] = wins[(run["method"], run["seed"])]
+            points.append(point)
     if base is None:
         raise DataError("scaling: no runs")
     return points, base
@@ -317,8 +447,13 @@ def collect_points(run_files: Sequence[str | Path], metric: str) -> tuple[list[d
 def scaling_step(
     pref: str, run_files: Sequence[str | Path], methods: Sequence[str], scaling: Mapping[str, Any], seed: int,
     fits_out: str | Path, points_out: str | Path, table_out: str | Path, plot_out: str | Path,
+    judged_files: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Fit the plateau per method (free and paper readings), write points, the budget table and the plot."""
+    """Fit the plateau per method (free and paper readings), write points, the budget table and the plot.
+
+    ``judged_files`` (one per run file; empty: no judge) add the judged win
+    rate to every point, so ``scaling.metric`` may be ``win_rate``.
+    """
     import pandas as pd
 
     from datalign.plotting.charts import save_figure
@@ -326,14 +461,15 @@ def scaling_step(
     from datalign.studies.efficient_alignment.scaling import scaling_report
 
     metric, conf = scaling["metric"], scaling["confidence"]
-    points, base = collect_points(run_files, metric)
+    points, base = collect_points(run_files, metric, judged_files)
+    metrics = [*METRICS, JUDGED] if judged_files else list(METRICS)
     frame = pd.DataFrame(points)
     seeds = sorted(frame["seed"].unique())
     base_rows = [{"method": m, "percent": 0.0, "seed": s, "k": 0, "shared_with": "base",
-                  **{k: base[k] for k in METRICS}} for m in methods for s in seeds]
+                  **{k: base[k] for k in metrics}} for m in methods for s in seeds]
     full = frame[frame["percent"] == 100.0]
     frame_all = pd.concat([pd.DataFrame(base_rows), frame], ignore_index=True)
-    fits: dict[str, Any] = {"dataset": pref, "metric": metric, "base": {k: base[k] for k in METRICS},
+    fits: dict[str, Any] = {"dataset": pref, "metric": metric, "base": {k: base[k] for k in metrics},
                             "methods": {}}
     plot_points, plot_fits = {}, {}
     for method in methods:
@@ -401,11 +537,41 @@ def _paired(table: Any, a: str, b: str, percent: float, conf: float, points: Any
             "seeds": len(common), "verdict": verdict}
 
 
+def _judged_summary(files: Sequence[str | Path]) -> dict[str, Any]:
+    """The base's and every (budget, method)'s judged win rate (seeds pooled) from one dataset's judged files."""
+    records = sorted((read_json(f) for f in files), key=lambda r: r["percent"])
+    first = records[0]
+    rows = [{"percent": r["percent"], "method": method, **m} for r in records for method, m in r["methods"].items()]
+    return {"judge": first["judge"], "reference": first["reference"], "ties": first["ties"],
+            "base": {k: first["base"][k] for k in ("n", JUDGED, f"{JUDGED}_ci", "wins", "ties", "losses")},
+            "budgets": rows}
+
+
+def _judged_markdown(judged: dict[str, Any], conf: float) -> list[str]:
+    base = judged["base"]
+    lines = [f"Judged win rate against the reference (chosen) completions, judge `{judged['judge']}` "
+             f"(greedy completions of {base['n']} held-out prompts; ties count half; seeds pooled, "
+             f"bootstrap {round(100 * conf)}% CI over prompts x seeds). Base: {base[JUDGED]:.3f} "
+             f"({base[f'{JUDGED}_ci'][0]:.3f} to {base[f'{JUDGED}_ci'][1]:.3f}).", "",
+             "| budget | method | win rate (CI) | seeds |", "|---|---|---|---|"]
+    for row in judged["budgets"]:
+        low, high = row[f"{JUDGED}_ci"]
+        lines.append(f"| {row['percent']:g} % | {row['method']} | {row[JUDGED]:.3f} ({low:.3f} to {high:.3f}) | "
+                     f"{row['seeds']} |")
+    return [*lines, ""]
+
+
 def summary_step(
     datasets: Sequence[str], fits_files: Sequence[str | Path], points_files: Sequence[str | Path],
     section: Mapping[str, Any], json_out: str | Path, md_out: str | Path,
+    judged_files: Mapping[str, Sequence[str | Path]] | None = None,
 ) -> dict[str, Any]:
-    """The headline numbers: plateau (R^2) per method, ISA against random and density at small budgets."""
+    """The headline numbers: plateau (R^2) per method, ISA against random and density at small budgets.
+
+    ``judged_files`` (dataset -> its judged files, one per budget; None: no
+    judge) add each dataset's judged win rates: the base's, and per (budget,
+    method) the outcomes of all seeds pooled, with their bootstrap CIs.
+    """
     import pandas as pd
 
     scaling = section["scaling"]
@@ -448,6 +614,9 @@ def summary_step(
             md.append(f"| {method} | {free['r2']:.3f} (paper reading {paper['r2']:.3f}) | {free['r']:.4g}{_ci('r')} | "
                       f"{free['a']:.4g} | {free['b']:.3g}{_ci('b')} | {x95} | {_fit_reading(free)} |")
         md.append("")
+        if judged_files and judged_files.get(name):
+            entry[JUDGED] = _judged_summary(judged_files[name])
+            md += _judged_markdown(entry[JUDGED], conf)
         budgets = sorted(p for p in points["percent"].unique() if p <= small)
         rivals = [m for m in ("random", "density", "quality") if m in set(points["method"])]
         if "isa" in set(points["method"]) and rivals:

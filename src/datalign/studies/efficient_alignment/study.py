@@ -63,14 +63,14 @@ FAMILIES = (
     ),
     Family(
         name="ea_scaling",
-        rules=("ea_scaling", "ea_summary"),
-        rule_files=(f"{RULES}/scaling.smk",),
-        scripts=(f"{SCRIPTS}/scaling.py", f"{SCRIPTS}/summary.py"),
+        rules=("ea_judge", "ea_scaling", "ea_summary"),
+        rule_files=(f"{RULES}/judge.smk", f"{RULES}/scaling.smk"),
+        scripts=(f"{SCRIPTS}/judge.py", f"{SCRIPTS}/scaling.py", f"{SCRIPTS}/summary.py"),
         outs=(f"{ED}/scaling", f"{ED}/summary.json", f"{ED}/summary.md"),
-        deps=(f"{ED}/runs",),
+        deps=(f"{ED}/runs", f"{ED}/data"),
         params=(f"config.{KEY}",),
-        comment=("Depends on the runs' metrics only: with them pulled, `dvc repro --single-item\n"
-                 "ea_scaling` refits the plateau without training anything."),
+        comment=("Depends on the runs' metrics (and, with the judge on, their completions) only: with\n"
+                 "them pulled, `dvc repro --single-item ea_scaling` rejudges and refits without training."),
     ),
 )
 
@@ -145,6 +145,9 @@ def check(config: dict[str, Any]) -> None:
             if not config.get(key):
                 raise ConfigError(f"config key '{key}': required, since the study's policy, embedder or "
                                   f"quality scorer is 'probe'")
+    if sec["scaling"]["metric"] == "win_rate" and not plan.judge(config):
+        raise ConfigError(f"config key '{KEY}.scaling.metric': win_rate needs the judge "
+                          f"({KEY}.evaluation.judge.model)")
     for method, options in sec["methods"].items():
         if not isinstance(options, dict):
             raise ConfigError(f"config key '{KEY}.methods.{method}': options must be a mapping, "
@@ -206,7 +209,7 @@ def _check_method_options(methods: dict[str, dict[str, Any]]) -> None:
 STUDY = Study(
     name="efficient_alignment",
     schema=Path(__file__).resolve().parent / "schema.yaml",
-    rule_files=tuple(f"{RULES}/{name}.smk" for name in ("common", "data", "select", "align", "scaling")),
+    rule_files=tuple(f"{RULES}/{name}.smk" for name in ("common", "data", "select", "align", "judge", "scaling")),
     families=FAMILIES,
     family_targets=family_targets,
     final_targets=final_targets,
