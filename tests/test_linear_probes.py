@@ -64,8 +64,8 @@ def test_per_class_error_is_one_minus_recall_with_t_interval(probe_and_data):
         if e.std() == 0:
             continue
         lo, hi = stats.t.interval(0.95, len(e) - 1, loc=e.mean(), scale=stats.sem(e))
-        assert pc.at[c, "error_ci_low"] == pytest.approx(lo)
-        assert pc.at[c, "error_ci_high"] == pytest.approx(hi)
+        assert pc.at[c, "error_ci_low"] == pytest.approx(max(lo, 0.0))  # a proportion: clipped to [0, 1]
+        assert pc.at[c, "error_ci_high"] == pytest.approx(min(hi, 1.0))
     # Stratified: each class has the same number of test points in every repeat.
     assert set(res.per_repeat["n_test"]) == {15}
     assert list(pc["n_test"]) == [15, 15, 15]
@@ -135,3 +135,11 @@ def test_probe_rejects_bad_input():
     bad[0, 0] = np.inf
     with pytest.raises(DataError, match="non-finite"):
         linear_probe(bad, y)
+
+
+def test_t_interval_is_clipped_to_the_range_of_a_proportion():
+    values = [0.0, 0.0, 0.9]  # few, spread repeats: the raw t-interval leaves [0, 1]
+    lo, hi = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert lo < 0 and hi > 1
+    assert t_interval(values, 0.95)[2:] == (0.0, 1.0)
+    assert t_interval(values, 0.95, bounds=None)[2:] == pytest.approx((lo, hi))

@@ -130,7 +130,9 @@ def study_sets(config: dict[str, Any]) -> list[str]:
     frontier = list(wanted)
     while frontier:
         name = frontier.pop()
-        spec = config["datasets"][name]
+        spec = config["datasets"].get(name)
+        if spec is None:  # unregistered: the study's check names it in one line
+            continue
         if spec["source"] == "mixture":
             frontier += [c for c, share in spec["components"].items() if share > 0]
         else:

@@ -99,10 +99,16 @@ class ProbeResult:
     fits: list[ProbeFit]
 
 
-def t_interval(values: ArrayLike, confidence: float) -> tuple[float, float, float, float]:
+def t_interval(
+    values: ArrayLike, confidence: float, bounds: tuple[float, float] | None = (0.0, 1.0)
+) -> tuple[float, float, float, float]:
     """(mean, sd, low, high): Student-t interval mean -/+ t_{(1+conf)/2, R-1} sd / sqrt(R).
 
     sd uses ddof = 1. With R = 1 the interval is (NaN, NaN): one repeat has no spread.
+    ``bounds`` clips the interval to the range the quantity can take (default
+    [0, 1]: accuracies, errors and class gaps are proportions); with few repeats
+    of a noisy probe a t-interval can otherwise leave it (an error CI of
+    [-0.55, 0.88] on a small text set). None leaves it unclipped.
     """
     v = np.asarray(values, dtype=float)
     mean = float(v.mean())
@@ -110,7 +116,10 @@ def t_interval(values: ArrayLike, confidence: float) -> tuple[float, float, floa
         return mean, math.nan, math.nan, math.nan
     sd = float(v.std(ddof=1))
     half = float(_sps.t.ppf(0.5 + confidence / 2.0, v.size - 1)) * sd / math.sqrt(v.size)
-    return mean, sd, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, sd, low, high
 
 
 def linear_probe(
