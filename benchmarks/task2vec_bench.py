@@ -212,6 +212,45 @@ def gpt2_small_probe(device: torch.device, seed: int) -> torch.nn.Module:
     return GPT2LMHeadModel(GPT2Config()).to(device).eval()
 
 
+def gpt2_50k_tiny_probe(device: torch.device, seed: int) -> torch.nn.Module:
+    """A tiny GPT-2 (2 layers x 128, tied head) with GPT-2's 50257-token vocabulary, random weights.
+
+    Its head (6.4M of its 7.0M parameters) dominates every pass: the probe
+    on which the estimator's head work shows most.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=128, n_head=4)).to(device).eval()
+
+
+PROBES = ("default", "gpt2", "gpt2_50k_tiny")
+
+
+def build_probe(
+    probe: str, results: Path, device: torch.device, base: Task2VecConfig, on_gpu: bool, seed: int,
+    batch_size: int | None = None, seq_len: int | None = None,
+) -> tuple[torch.nn.Module, Task2VecConfig]:
+    """A benchmark probe and the Task2Vec config it is run with.
+
+    ``default``: the study's probe and config. ``gpt2``: 124M, random, batches of
+    ``batch_size`` x ``seq_len`` (16 x 16 on a CPU, the config's on a GPU).
+    ``gpt2_50k_tiny``: the tiny 50k-vocabulary probe with the config's batches.
+    """
+    if probe == "default":
+        return load_default_probe(results, device), base
+    if probe == "gpt2":
+        cfg = dataclasses.replace(
+            base,
+            batch_size=batch_size or (base.batch_size if on_gpu else 16),
+            seq_len=seq_len or (base.seq_len if on_gpu else 16),
+        )
+        return gpt2_small_probe(device, seed), cfg
+    if probe == "gpt2_50k_tiny":
+        return gpt2_50k_tiny_probe(device, seed), base
+    raise SystemExit(f"unknown probe '{probe}' (known: {', '.join(PROBES)})")
+
+
 # ---------------------------------------------------------------- one probe
 
 
@@ -297,6 +336,9 @@ def run_probe(
                 "head_fit": v.cfg.options_for("fast").head_fit,
                 "precision": fdt,
                 "floor_ratio": mean_s / float(np.mean(floors[fdt])),
+                # the same batch's fast time over its floor time, median over batches: robust to
+                # a machine whose load changes during the run (both were timed back to back)
+                "floor_ratio_paired_median": float(np.median(np.array(seconds[v.label]) / np.array(floors[fdt]))),
             })
         if v.label != "paper" and len(labels) > 2:
             rho = stats.spearmanr(aligns["paper"], aligns[v.label])
@@ -328,6 +370,7 @@ def run_probe(
         },
         "speedup": main["speedup"],
         "floor_ratio": main["floor_ratio"],
+        "floor_ratio_paired_median": main["floor_ratio_paired_median"],
         "spearman": main.get("spearman"),
         "variants": out_variants,
         "alignment": {v.label: aligns[v.label].tolist() for v in variants},
@@ -343,7 +386,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=ROOT / "results", help="the default study's results folder (tokens/, probe/)")
     p.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml", help="the default study's config")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "task2vec_bench.json")
-    p.add_argument("--probes", default="default,gpt2", help="comma-separated: default, gpt2")
+    p.add_argument("--probes", default="default,gpt2,gpt2_50k_tiny",
+                   help="comma-separated: default, gpt2, gpt2_50k_tiny")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--num-batches", type=int, default=None, help="batches per set, default probe (config's num_batches)")
     p.add_argument("--variants", default="exact,bfloat16,reseed",
@@ -352,8 +396,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gpt2-batch-size", type=int, default=None, help="sequences per batch on the 124M probe (default: 16 on CPU, the config's on GPU)")
     p.add_argument("--gpt2-seq-len", type=int, default=None, help="tokens per sequence on the 124M probe (default: 16 on CPU, the config's on GPU)")
     p.add_argument("--gpt2-num-batches", type=int, default=None, help="batches per set on the 124M probe (default: 1 on CPU, 2 on GPU)")
-    p.add_argument("--gpt2-sets", type=int, default=None, help="use only the first N embedding sets on the 124M probe")
-    p.add_argument("--gpt2-variants", default="reseed", help="extra runs on the 124M probe (as --variants)")
+    p.add_argument("--gpt2-sets", type=int, default=None,
+                   help="use only the first N embedding sets on the 124M and the tiny 50k-vocabulary probes")
+    p.add_argument("--tiny-num-batches", type=int, default=None,
+                   help="batches per set on the tiny 50k-vocabulary probe (default: 1 on CPU, 2 on GPU)")
+    p.add_argument("--gpt2-variants", default="reseed",
+                   help="extra runs on the 124M and tiny 50k-vocabulary probes (as --variants)")
     p.add_argument("--seed", type=int, default=0, help="seed of the 124M probe's random weights")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory measurement")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
@@ -434,24 +482,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
     def build(probe: str) -> tuple[torch.nn.Module, Task2VecConfig, list[Variant], list[study.EmbeddingSet], int, int]:
+        model, cfg = build_probe(probe, args.results, device, base, on_gpu, args.seed,
+                                 batch_size=args.gpt2_batch_size, seq_len=args.gpt2_seq_len)
         if probe == "default":
-            model = load_default_probe(args.results, device)
-            cfg = base
             num_batches = args.num_batches or base.num_batches
             variants = make_variants(cfg, args.variants)
             probe_sets = sets
-        elif probe == "gpt2":
-            model = gpt2_small_probe(device, args.seed)
-            cfg = dataclasses.replace(
-                base,
-                batch_size=args.gpt2_batch_size or (base.batch_size if on_gpu else 16),
-                seq_len=args.gpt2_seq_len or (base.seq_len if on_gpu else 16),
-            )
-            num_batches = args.gpt2_num_batches or (2 if on_gpu else 1)
+        else:
+            num_batches = (args.tiny_num_batches if probe == "gpt2_50k_tiny" else args.gpt2_num_batches) or (
+                2 if on_gpu else 1)
             variants = make_variants(cfg, args.gpt2_variants)
             probe_sets = sets[: args.gpt2_sets] if args.gpt2_sets else sets
-        else:
-            raise SystemExit(f"unknown probe '{probe}' (known: default, gpt2)")
         pad = model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id
         return model, cfg, variants, probe_sets, int(pad), num_batches
 

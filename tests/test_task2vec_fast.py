@@ -147,6 +147,8 @@ def autograd_fisher(model, cfg, batch, labels: list[torch.Tensor]) -> dict[str, 
     params = embedding_parameters(model, cfg)
     out = {n: torch.zeros_like(p) for n, p in params}
     slices = minibatch_slices(batch.input_ids.shape[0], cfg.head_minibatch)
+    # the estimator draws the labels of several mini-batches at once: split them per mini-batch
+    labels = list(torch.cat(labels).split([int(batch.attention_mask[sl].sum()) for sl in slices]))
     for sl, y in zip(slices, labels, strict=True):
         ids, mask = batch.input_ids[sl], batch.attention_mask[sl]
         logits = model(input_ids=ids, attention_mask=mask).logits
