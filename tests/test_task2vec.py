@@ -217,7 +217,7 @@ def test_sequences_longer_than_the_probe_are_a_config_error():
 def test_config_from_the_default_yaml():
     block = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["task2vec"]
     cfg = Task2VecConfig.from_dict(block)
-    assert cfg.estimator == "paper" and cfg.parameters == "all_but_head"
+    assert cfg.estimator == "fast" and cfg.parameters == "all_but_head"
     assert (cfg.head_lr, cfg.weight_decay, cfg.adam_eps) == (5.0e-5, 1.0e-4, 1.0e-8)
     assert cfg.head_minibatch == block["head_minibatch"] and cfg.head_epochs == block["head_epochs"]
 
