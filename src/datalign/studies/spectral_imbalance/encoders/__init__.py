@@ -4,7 +4,8 @@ Offline: ``raw`` pixels, ``pca`` (fitted on train), a fixed ``random_conv``
 network, small ``cnn`` s trained here with augmentation strategies, and for
 texts ``minilm`` (packaged all-MiniLM-L6-v2) and ``causal_lm`` (a datalign
 checkpoint). Paper scale: ``hf_image`` (ResNet-50, ViT, DINO, DINOv2, CLIP,
-MAE through transformers). :func:`encode_splits` fits on train and encodes
+MAE through transformers) and ``torch_checkpoint`` (SimCLR ResNet-50, MoCo v3
+ViT-B/16 state dicts mapped onto transformers' models). :func:`encode_splits` fits on train and encodes
 every split; :func:`save_features` / :func:`load_features` store the result
 with ids and labels.
 

@@ -7,7 +7,9 @@ present), ``cpu``, ``cuda``, ``cuda:N``, and ``description``):
 - images, offline: ``raw``, ``pca`` (fitted on train), ``random_conv``,
   ``cnn`` (trained on train, with an augmentation strategy);
 - texts: ``minilm``, ``causal_lm``;
-- images, paper scale: ``hf_image`` (transformers AutoModel).
+- images, paper scale: ``hf_image`` (transformers AutoModel), ``torch_checkpoint``
+  (a torchvision ResNet-50 or timm / MoCo v3 ViT-B/16 state dict mapped onto
+  transformers' ResNetModel / ViTModel).
 
 :func:`encode_splits` fits the encoder on the ``train`` split, encodes every
 split and returns :class:`FeatureSet` s ready for :func:`save_features`.
@@ -27,6 +29,7 @@ from datalign.core.io import Timer
 from datalign.data.labelled import LabelledData
 from datalign.data.labelled.prepare import derive_seed
 from datalign.lm.sentence import load_sentence_encoder
+from datalign.studies.spectral_imbalance.encoders.checkpoint import load_checkpoint_encoder
 from datalign.studies.spectral_imbalance.encoders.cnn import CNNConfig, cnn_features, train_cnn
 from datalign.studies.spectral_imbalance.encoders.features import FeatureSet
 from datalign.studies.spectral_imbalance.encoders.hf_image import (
@@ -165,9 +168,29 @@ class HFImageEncoder(Encoder):
         )
 
 
+class CheckpointEncoder(Encoder):
+    kind = "torch_checkpoint"
+
+    def fit(self, train: LabelledData) -> dict[str, Any]:
+        o = self.options
+        self.model, self.processor, self.pooling = load_checkpoint_encoder(
+            o["model"], o["file"], o["architecture"], self.device, o["revision"], o["normalize"]
+        )
+        return {"model": str(o["model"]), "file": o["file"], "architecture": o["architecture"], "pooling": self.pooling}
+
+    def transform(self, data: LabelledData, split: str) -> np.ndarray:
+        return hf_image_features(
+            data.X, self.model, self.processor, self.pooling, self.options["batch_size"],
+            self.progress, f"{self.name} {split}", self.name,
+        )
+
+
 ENCODERS: dict[str, Callable[..., Encoder]] = {
     cls.kind: cls
-    for cls in (RawEncoder, PCAEncoder, RandomConvEncoder, CNNEncoder, MiniLMEncoder, CausalLMEncoder, HFImageEncoder)
+    for cls in (
+        RawEncoder, PCAEncoder, RandomConvEncoder, CNNEncoder, MiniLMEncoder, CausalLMEncoder, HFImageEncoder,
+        CheckpointEncoder,
+    )
 }
 
 

@@ -17,6 +17,8 @@ from datalign.data.specs import check_source_and_keys
 AUGMENTATIONS = ("none", "rotation", "noise", "crop")
 #: Poolings of the hf_image encoder (implemented in :mod:`.hf_image`).
 POOLINGS = ("auto", "cls", "mean", "pooler")
+#: Architectures of the torch_checkpoint encoder (implemented in :mod:`.checkpoint`).
+CHECKPOINT_ARCHITECTURES = ("resnet50", "vit_b16")
 
 REQUIRED = object()  # marks an option without a default
 
@@ -32,10 +34,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "minilm": {"model": None, "batch_size": 64, "max_length": None},
     "causal_lm": {"checkpoint": REQUIRED, "batch_size": 16, "max_length": 128, "layer": -1},
     "hf_image": {"model": REQUIRED, "revision": None, "pooling": "auto", "batch_size": 32},
+    "torch_checkpoint": {
+        "model": REQUIRED, "file": REQUIRED, "architecture": REQUIRED, "revision": None,
+        "normalize": True, "batch_size": 32,
+    },
 }
 INPUT_KIND = {
     "raw": "image", "pca": "image", "random_conv": "image", "cnn": "image",
     "minilm": "text", "causal_lm": "text", "hf_image": "image",
+    "torch_checkpoint": "image",
 }
 COMMON_KEYS = ("kind", "device", "description")
 KINDS = tuple(OPTIONS)
@@ -61,7 +68,7 @@ def _check_option(where: str, key: str, value: Any) -> None:
         ok, expect = isinstance(value, int) and not isinstance(value, bool) and value >= 0, "an integer >= 0"
     elif key == "layer":
         ok, expect = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif key == "whiten":
+    elif key in ("whiten", "normalize"):
         ok, expect = isinstance(value, bool), "true or false"
     elif key == "channels":
         ok = isinstance(value, list) and bool(value) and all(
@@ -75,7 +82,9 @@ def _check_option(where: str, key: str, value: Any) -> None:
             parse_strategy(value, f"{where}.augment")
     elif key == "pooling":
         ok, expect = value in POOLINGS, f"one of {list(POOLINGS)}"
-    else:  # model, checkpoint, revision, description, device
+    elif key == "architecture":
+        ok, expect = value in CHECKPOINT_ARCHITECTURES, f"one of {list(CHECKPOINT_ARCHITECTURES)}"
+    else:  # model, file, checkpoint, revision, description, device
         ok, expect = isinstance(value, str) and bool(value), "a non-empty string"
     if not ok:
         raise ConfigError(f"{where}.{key}: expected {expect}, got {value!r}")
