@@ -237,8 +237,8 @@ def test_mixed_image_shapes_are_one_line():
 def test_paper_config_plans_offline_without_heavy_imports(tmp_path):
     config = load_config(PAPER_SI)
     sec = config["spectral_imbalance"]
-    assert sec["datasets"] == ["cifar10"] and len(sec["encoders"]) == 11
-    assert {s["kind"] for s in sec["encoders"].values()} == {"hf_image"}
+    assert sec["datasets"] == ["cifar10"] and len(sec["encoders"]) == 13
+    assert {s["kind"] for s in sec["encoders"].values()} == {"hf_image", "torch_checkpoint"}
     counts, modules, output = plan_offline(tmp_path, PAPER_SI)
     assert counts == Counter({"si_prepare": 1, "si_encode": 11, "si_analyse": 11, "si_compare": 1,
                               "si_summary": 1, "study_config": 1, "all": 1, "total": 27})
