@@ -244,6 +244,12 @@ def test_edits_rerun_exactly_what_they_change(study, tiny_ea, tmp_path):
          "preference_datasets.docstring_code.negative"),
         (lambda c: c["efficient_alignment"]["scaling"].update(metric="win_rate"),
          "efficient_alignment.scaling.metric': win_rate needs the judge"),
+        (lambda c: c["efficient_alignment"].setdefault("training", {}).update(lora={"r": 0}),
+         "config key 'efficient_alignment.training.lora.r': 0 is less than the minimum of 1"),
+        (lambda c: c["efficient_alignment"].setdefault("training", {}).update(lora={"rank": 8}),
+         "config key 'efficient_alignment.training.lora.rank': unknown key"),
+        (lambda c: c["efficient_alignment"].setdefault("training", {}).update(lora={"target_modules": []}),
+         "config key 'efficient_alignment.training.lora.target_modules'"),
     ],
 )
 def test_bad_config_is_one_line_before_any_job(edit, message):
@@ -273,6 +279,10 @@ def test_paper_config_plans_offline_without_heavy_imports(tmp_path):
     sec = config["efficient_alignment"]
     assert sec["policy"] == "mistralai/Mistral-7B-v0.1" and sec["objective"] == "kto"
     assert sec["embedding"]["model"] == "meta-llama/Meta-Llama-3-8B-Instruct"
+    # LoRA on a bf16 policy: one 80 GB card, no frozen reference copy (README, "The paper's scale")
+    assert sec["training"]["dtype"] == "bfloat16"
+    assert sec["training"]["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05,
+                                       "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
     counts, modules, _ = plan_offline(tmp_path, PAPER_EA)
     n_sets, n_budgets = len(sec["datasets"]), len(sec["budgets"])
     assert sec["evaluation"]["judge"]["model"] == "OpenAssistant/reward-model-deberta-v3-large-v2"

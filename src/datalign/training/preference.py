@@ -63,6 +63,115 @@ ROW_KEYS = {"kto": ("prompt", "completion", "label"), "dpo": ("prompt", "chosen"
 DEFAULT_MAX_LENGTH_CAP = 512
 
 
+#: Keys of a LoRA block (``PreferenceOptions.lora``).
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
+#: dtypes a base loaded from a directory may be cast to (``PreferenceOptions.dtype``; None: float32).
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    """LoRA adapters (Hu et al. 2021) trained through TRL's ``peft_config`` instead of the whole policy.
+
+    * ``r`` 16: the adapters' rank; ``alpha`` 32.0: their scale is alpha / r.
+    * ``dropout`` 0.0: dropout on the adapters' input. TRL's ``disable_dropout``
+      (on) zeroes every dropout module, the adapters' included; the adapters'
+      is set back to this value after (the base's stays off).
+    * ``target_modules`` None = peft's default for the architecture (GPT-2:
+      ``c_attn``; Llama / Mistral: ``q_proj``, ``v_proj``); otherwise module
+      names matched as peft matches them (the full name or its last
+      ``.``-separated parts). ``lm_head`` is refused (TRL computes log-probs
+      from its weight directly, so an adapter there would never train).
+
+    The reference policy is the base with the adapters disabled: no frozen
+    copy is made. Built with the ``peft`` library (the maintained
+    implementation TRL integrates with), not re-implemented here.
+    """
+
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, options: Any, where: str = "options.lora") -> LoraOptions:
+        """A LoRA block from a mapping (missing keys take the defaults); a bad block is a one-line ConfigError."""
+        if isinstance(options, LoraOptions):
+            options.validate(where)
+            return options
+        if not isinstance(options, Mapping):
+            raise ConfigError(f"{where} must be a mapping of {list(LORA_KEYS)} or null, got {options!r}")
+        unknown = sorted(set(options) - set(LORA_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown LoRA option(s) {unknown}; known: {list(LORA_KEYS)}")
+        values = dict(options)
+        targets = values.get("target_modules")
+        if isinstance(targets, list | tuple):
+            values["target_modules"] = tuple(targets)
+        elif targets is not None:
+            raise ConfigError(f"{where}.target_modules must be null or a list of module names, got {targets!r}")
+        opts = cls(**values)
+        opts.validate(where)
+        return opts
+
+    def validate(self, where: str = "options.lora") -> None:
+        """Raise a one-line :class:`ConfigError` naming the first bad value."""
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 1:
+            raise ConfigError(f"{where}.r must be an integer >= 1, got {self.r!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or not (
+            math.isfinite(self.alpha) and self.alpha > 0
+        ):
+            raise ConfigError(f"{where}.alpha must be a positive number, got {self.alpha!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not (
+            0.0 <= self.dropout < 1.0
+        ):
+            raise ConfigError(f"{where}.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.target_modules is not None:
+            names = self.target_modules
+            if not isinstance(names, tuple) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+                raise ConfigError(f"{where}.target_modules must be null or a non-empty list of module names, "
+                                  f"got {names!r}")
+            if len(set(names)) != len(names):
+                raise ConfigError(f"{where}.target_modules names a module twice: {list(names)}")
+
+    def peft_config(self, model: PreTrainedModel, where: str = "options.lora") -> Any:
+        """The ``peft.LoraConfig`` of these options for ``model``; a target it does not have is a ConfigError.
+
+        Each target must match (as peft matches: the module's full name or its
+        last ``.``-separated parts) at least one linear layer of ``model``
+        (``nn.Linear`` or GPT-2's ``Conv1D``, for which ``fan_in_fan_out`` is
+        set), and not the output head.
+        """
+        from peft import LoraConfig
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+        from transformers.pytorch_utils import Conv1D
+
+        targets = self.target_modules
+        if targets is None:
+            model_type = getattr(model.config, "model_type", None)
+            default = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+            if not default:
+                raise ConfigError(f"{where}.target_modules: peft has no default for model type {model_type!r}; "
+                                  f"name the layers to adapt")
+            targets = tuple(default)
+        linear = {name: module for name, module in model.named_modules()
+                  if isinstance(module, torch.nn.Linear | Conv1D)}
+        head = model.get_output_embeddings()
+        for target in targets:
+            hits = [name for name in linear if name == target or name.endswith("." + target)]
+            if not hits:
+                leaves = sorted({name.rsplit(".", 1)[-1] for name in linear})
+                raise ConfigError(f"{where}.target_modules: '{target}' matches no linear layer of the policy "
+                                  f"({type(model).__name__}; its linear layers: {', '.join(leaves)})")
+            if head is not None and any(linear[name] is head for name in hits):
+                raise ConfigError(f"{where}.target_modules: '{target}' is the output head; TRL computes "
+                                  f"log-probabilities from its weight directly, so an adapter there never trains")
+        conv1d = any(isinstance(linear[name], Conv1D) for name in linear
+                     if any(name == t or name.endswith("." + t) for t in targets))
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=list(targets),
+                          bias="none", task_type="CAUSAL_LM", fan_in_fan_out=conv1d)
+
+
 @dataclass(frozen=True)
 class PreferenceOptions:
     """Optimisation settings of one preference run, with defaults for small models on CPU.
@@ -94,6 +203,13 @@ class PreferenceOptions:
       when it has one (plain text otherwise).
     * ``device`` "auto": CUDA when visible (bf16 where it supports it), else
       the CPU in float32; "cpu" forces the CPU.
+    * ``lora`` None: full fine-tuning of a copy of the base against a frozen
+      copy as reference; a :class:`LoraOptions` (or its mapping): LoRA adapters
+      on the base itself, the reference being the base with them disabled (no
+      copy of the model is made; the base is restored after each run).
+    * ``dtype`` None: a base loaded from a directory is float32; "bfloat16" /
+      "float16" / "float32" cast its weights on load (a 7B policy in bf16
+      is 14.5 GB instead of 29). An in-memory base keeps its own dtype.
     """
 
     lr: float = 1e-4
@@ -111,6 +227,12 @@ class PreferenceOptions:
     max_grad_norm: float = 1.0
     use_chat_template: bool = True
     device: str = "auto"
+    lora: LoraOptions | None = None
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.lora is not None and not isinstance(self.lora, LoraOptions):
+            object.__setattr__(self, "lora", LoraOptions.from_dict(self.lora))
 
     @classmethod
     def from_dict(cls, options: Mapping[str, Any] | None, where: str = "options") -> PreferenceOptions:
@@ -120,6 +242,8 @@ class PreferenceOptions:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown preference option(s) {unknown}; known: {sorted(known)}")
+        if options.get("lora") is not None:
+            options["lora"] = LoraOptions.from_dict(options["lora"], f"{where}.lora")
         opts = cls(**options)
         opts.validate(where)
         return opts
@@ -160,10 +284,17 @@ class PreferenceOptions:
             )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"{where}.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.lora is not None:
+            self.lora.validate(f"{where}.lora")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ConfigError(f"{where}.dtype must be null or one of {list(DTYPES)}, got {self.dtype!r}")
 
     def to_json(self) -> dict[str, Any]:
-        """The options as a JSON-serialisable dict."""
-        return asdict(self)
+        """The options as a JSON-serialisable dict (``lora`` a dict with a list of targets, or None)."""
+        out = asdict(self)
+        if out["lora"] is not None and out["lora"]["target_modules"] is not None:
+            out["lora"]["target_modules"] = list(out["lora"]["target_modules"])
+        return out
 
 
 # --------------------------------------------------------------------------- rows
@@ -495,6 +626,117 @@ def _row_counts(rows: list[dict[str, Any]], objective: str) -> dict[str, int]:
 # --------------------------------------------------------------------------- training
 
 
+class _BaseState:
+    """What a LoRA run changes on the base it borrows, captured before and put back after.
+
+    peft injects adapter layers into the base's module tree in place and
+    freezes its weights; TRL sets the pad id on its configs, zeroes its dropout,
+    tags it, switches it to train mode and patches its ``forward``. Weights
+    themselves are never written (peft's base layers are frozen).
+    """
+
+    def __init__(self, base: PreTrainedModel) -> None:
+        self.keys = set(base.__dict__)
+        self.training = {name: m.training for name, m in base.named_modules()}
+        self.grad = {name: p.requires_grad for name, p in base.named_parameters()}
+        self.dropout = {name: m.p for name, m in base.named_modules() if isinstance(m, torch.nn.Dropout)}
+        self.tags = copy.copy(base.__dict__.get("model_tags"))
+        self.pad = base.config.get_text_config().pad_token_id
+        gen = getattr(base, "generation_config", None)
+        self.gen_pad = None if gen is None else gen.pad_token_id
+
+    def restore(self, base: PreTrainedModel) -> None:
+        try:
+            from peft.tuners.tuners_utils import BaseTunerLayer
+        except ImportError:  # no peft: no adapter can have been injected
+            BaseTunerLayer = ()  # noqa: N806
+        for name, module in list(base.named_modules()):
+            if BaseTunerLayer and isinstance(module, BaseTunerLayer):
+                parent_name, _, child = name.rpartition(".")
+                setattr(base.get_submodule(parent_name) if parent_name else base, child, module.get_base_layer())
+        for key in set(base.__dict__) - self.keys:  # TRL's forward patch, peft's peft_config
+            del base.__dict__[key]
+        modules = dict(base.named_modules())
+        params = dict(base.named_parameters())
+        if set(modules) != set(self.training) or set(params) != set(self.grad):
+            raise TrainingError("a LoRA run left the base's modules changed; it cannot be reused")
+        for name, flag in self.training.items():
+            modules[name].training = flag
+        for name, flag in self.grad.items():
+            params[name].requires_grad_(flag)
+        for name, p in self.dropout.items():
+            modules[name].p = p
+        if "model_tags" in self.keys:  # an instance attribute before: its value back (else deleted above)
+            base.model_tags = self.tags
+        base.config.get_text_config().pad_token_id = self.pad
+        if self.gen_pad is not None or getattr(base, "generation_config", None) is not None:
+            base.generation_config.pad_token_id = self.gen_pad
+
+
+@contextlib.contextmanager
+def lent_base(base: PreTrainedModel) -> Iterator[PreTrainedModel]:
+    """Lend ``base`` to a LoRA run (or a trained adapter) in place; restore it on exit, failure included.
+
+    On exit every adapter layer is replaced by the base layer it wrapped and
+    every attribute peft and TRL change is put back (:class:`_BaseState`), so
+    the next run of :func:`train_many` starts from the untouched base. The
+    weights are the base's own tensors throughout (only their device may
+    change: a trainer moves the model to its device).
+    """
+    state = _BaseState(base)
+    try:
+        yield base
+    finally:
+        state.restore(base)
+
+
+@contextlib.contextmanager
+def trained_policy(
+    run_dir: str | os.PathLike, base: PreTrainedModel | None = None, dtype: str | None = None
+) -> Iterator[PreTrainedModel]:
+    """The policy a run saved in ``run_dir``, for as long as the ``with`` block lasts.
+
+    A full fine-tune is loaded from its checkpoint (``dtype`` as in
+    :func:`datalign.lm.models.load_model`). A LoRA run (``adapter_config.json``)
+    is its adapter put on ``base`` in place (loaded from the adapter's
+    ``base_model_name_or_path`` when ``base`` is None) with peft's
+    ``PeftModel.from_pretrained``; its reference is ``policy.disable_adapter()``,
+    and on exit the base is restored (:func:`lent_base`). No copy of the model
+    is made.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "adapter_config.json").is_file():
+        model = load_model(run_dir, dtype=dtype)
+        try:
+            yield model
+        finally:
+            del model
+        return
+    from peft import PeftModel
+
+    if base is None:
+        base_path = json.loads((run_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        if not base_path:
+            raise ConfigError(f"{run_dir}: a LoRA adapter without base_model_name_or_path needs its base given")
+        base = load_model(base_path, dtype=dtype)
+    with lent_base(base):
+        with warnings.catch_warnings():  # peft reads a property transformers 5.24 deprecates
+            warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = PeftModel.from_pretrained(base, str(run_dir))
+        model.eval()
+        yield model
+
+
+def _set_adapter_dropout(model: torch.nn.Module, p: float) -> None:
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for drop in module.lora_dropout.values():
+                if isinstance(drop, torch.nn.Dropout):
+                    drop.p = p
+
+
 def build_trainer(
     base: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -507,10 +749,15 @@ def build_trainer(
 ) -> Any:
     """A ready TRL ``KTOTrainer`` / ``DPOTrainer`` for a fresh copy of ``base`` on checked ``rows``.
 
-    The policy is a deep copy of ``base`` and the reference a frozen deep copy
-    (an in-memory model without ``ref_model`` makes TRL 1.16 reload the
-    reference from the model's ``name_or_path``, which fails for a model built
-    in memory), so ``base`` itself is never modified. KTO rows are shuffled
+    Full fine-tuning (``options.lora`` None): the policy is a deep copy of
+    ``base`` and the reference a frozen deep copy (an in-memory model without
+    ``ref_model`` makes TRL 1.16 reload the reference from the model's
+    ``name_or_path``, which fails for a model built in memory), so ``base``
+    itself is never modified. LoRA: ``base`` itself goes to TRL with a
+    ``peft_config`` and no ``ref_model``; TRL wraps it with peft (adapters
+    injected in place, base weights frozen) and takes the reference as the
+    base with the adapters disabled. The caller restores ``base`` after (run
+    it inside :func:`lent_base`, as :func:`train_preference` does). KTO rows are shuffled
     once with ``seed`` first: TRL's KTO reads them in order (its KL estimate
     pairs each row with its batch neighbour), so sorted input would give
     batches of one label only; DPO's sampler shuffles with ``seed`` itself.
@@ -531,14 +778,24 @@ def build_trainer(
         random.Random(seed).shuffle(rows)
     max_length = resolve_max_length(options, base)
     args = trl_config(objective, options, max_length, seed, work_dir)
-    policy = copy.deepcopy(base)
-    policy.train()
     dataset = Dataset.from_list(format_rows(rows, tokenizer, options.use_chat_template))
+    if options.lora is None:
+        policy, reference, peft_config = copy.deepcopy(base), frozen_copy(base), None
+    else:
+        from accelerate.utils import is_peft_model
+
+        if is_peft_model(base) or getattr(base, "peft_config", None):
+            raise ConfigError("options.lora: the base already carries a peft adapter (merge or remove it first)")
+        policy, reference, peft_config = base, None, options.lora.peft_config(base)
+    policy.train()
     trainer_cls = KTOTrainer if objective == "kto" else DPOTrainer
     trainer = trainer_cls(
-        model=policy, ref_model=frozen_copy(base), args=args, train_dataset=dataset,
-        processing_class=tokenizer, callbacks=list(callbacks),
+        model=policy, ref_model=reference, args=args, train_dataset=dataset,
+        processing_class=tokenizer, callbacks=list(callbacks), peft_config=peft_config,
     )
+    if options.lora is not None and options.lora.dropout > 0:
+        # TRL's disable_dropout zeroed the adapters' dropout with the base's; put the adapters' back.
+        _set_adapter_dropout(trainer.model, options.lora.dropout)
     # disable_tqdm=True makes the Trainer print every log dict; the run's own bar replaces both.
     trainer.remove_callback(PrinterCallback)
     return trainer
@@ -552,8 +809,10 @@ def _unpatched(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
-def _load_base(policy: str | os.PathLike) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    return load_model(policy), load_tokenizer(policy)
+def _load_base(
+    policy: str | os.PathLike, dtype: str | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    return load_model(policy, dtype=dtype), load_tokenizer(policy)
 
 
 def train_preference(
@@ -573,7 +832,10 @@ def train_preference(
 
     ``policy`` is a model directory (the tokenizer is read from it unless
     given) or an in-memory causal LM (``tokenizer`` required); it is never
-    modified: a fresh copy is trained against a frozen copy as reference.
+    modified: a fresh copy is trained against a frozen copy as reference or,
+    with ``options.lora``, LoRA adapters are trained on it in place against
+    it with the adapters disabled, and removed after the run (failed runs
+    included: :func:`lent_base`), its weights never written.
     ``rows`` are KTO rows ``{prompt, completion, label}`` or DPO pairs
     ``{prompt, chosen, rejected}`` (:func:`check_rows`). Losses, per row or
     pair, with r = log pi(y|x) - log pi_ref(y|x) summed over completion tokens:
@@ -585,7 +847,8 @@ def train_preference(
       over mismatched pairs (each prompt with its batch predecessor's completion),
       detached; the batch loss is the mean over its rows.
 
-    ``output_dir`` receives, atomically, the final policy (safetensors), its
+    ``output_dir`` receives, atomically, the final policy (safetensors; with
+    LoRA the adapter only, which :func:`trained_policy` puts back on the base), its
     tokenizer (pad = eos where it had none) and ``train_log.json``: the returned
     dict, holding ``steps`` (one record per optimizer step: ``loss``,
     ``learning_rate``, ``grad_norm``, TRL's reward metrics and ``seconds``
@@ -597,8 +860,9 @@ def train_preference(
     :class:`ConfigError`, a non-finite loss a :class:`TrainingError`.
     """
     name = run_name or Path(output_dir).name
-    base, tok, load_seconds = _resolve_base(policy, tokenizer, name)
-    return _train_loaded(base, tok, rows, objective, output_dir, options, seed, name, progress, record,
+    opts = options if isinstance(options, PreferenceOptions) else PreferenceOptions.from_dict(options)
+    base, tok, load_seconds = _resolve_base(policy, tokenizer, name, opts.dtype)
+    return _train_loaded(base, tok, rows, objective, output_dir, opts, seed, name, progress, record,
                          load_seconds)
 
 
@@ -606,8 +870,12 @@ def _resolve_base(
     policy: str | os.PathLike | PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase | str | os.PathLike | None,
     name: str,
+    dtype: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, float]:
-    """(base model, prepared tokenizer, seconds spent loading) of a policy path or in-memory model."""
+    """(base model, prepared tokenizer, seconds spent loading) of a policy path or in-memory model.
+
+    ``dtype`` casts a base loaded from a path; an in-memory base keeps its own.
+    """
     load_seconds = 0.0
     if isinstance(policy, PreTrainedModel):
         if tokenizer is None:
@@ -615,7 +883,7 @@ def _resolve_base(
         base = policy
     else:
         with Timer() as t_load:
-            base, loaded_tok = _load_base(policy)
+            base, loaded_tok = _load_base(policy, dtype)
         load_seconds = t_load.seconds
         tokenizer = tokenizer if tokenizer is not None else loaded_tok
     if not isinstance(tokenizer, PreTrainedTokenizerBase):
@@ -624,6 +892,7 @@ def _resolve_base(
 
 
 _LOG_KEYS = {"run_name", "objective", "seed", "options", "rows", "rows_used", "desirable", "undesirable",
+             "trainable_parameters",
              "pairs", "chat_template", "device", "bf16", "total_steps", "summary", "steps", "provenance"}
 
 
@@ -648,11 +917,13 @@ def _train_loaded(
     if clash:
         raise ConfigError(f"preference run '{name}': record key(s) {clash} would overwrite the training log's own")
     recorder = _StepRecorder(name, progress)
-    with tempfile.TemporaryDirectory(prefix="datalign-preference-") as work, _quiet_libraries():
+    # LoRA trains adapters on the base itself: lend it, and restore it even when the run fails.
+    lent = lent_base(base) if opts.lora is not None else contextlib.nullcontext()
+    with lent, tempfile.TemporaryDirectory(prefix="datalign-preference-") as work, _quiet_libraries():
         with Timer() as t_setup:
             try:
                 trainer = build_trainer(base, tokenizer, clean, objective, opts, seed, work, [recorder])
-            except ValueError as exc:  # TRL / transformers refusing a setting
+            except ValueError as exc:  # TRL / transformers / peft refusing a setting
                 raise ConfigError(f"preference run '{name}': {str(exc).splitlines()[0]}") from None
         rows_used = len(trainer.train_dataset)
         if rows_used == 0:
@@ -660,8 +931,8 @@ def _train_loaded(
                 f"preference run '{name}': every prompt fills max_length = {trainer.args.max_length} tokens; "
                 f"no row is left to train on"
             )
-        log.info("preference %s: %s on %d of %d rows, %s, seed %d", name, objective.upper(), rows_used,
-                 len(clean), trainer.args.device, seed)
+        log.info("preference %s: %s on %d of %d rows, %s, seed %d%s", name, objective.upper(), rows_used,
+                 len(clean), trainer.args.device, seed, "" if opts.lora is None else f", LoRA r={opts.lora.r}")
         try:
             with Timer() as t_train:
                 result = trainer.train()
@@ -673,48 +944,51 @@ def _train_loaded(
         bf16 = bool(trainer.args.bf16)
         max_length = int(trainer.args.max_length)
         is_main = bool(trainer.accelerator.is_main_process)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         del trainer
-    if len(recorder.steps) != total_steps:
-        raise TrainingError(
-            f"preference run '{name}' logged {len(recorder.steps)} steps, {total_steps} expected"
-        )
-    losses = [s["loss"] for s in recorder.steps]
-    train_log: dict[str, Any] = {
-        "run_name": name,
-        "objective": objective,
-        "seed": int(seed),
-        "options": {**opts.to_json(), "max_length": max_length},
-        "rows": len(clean),
-        "rows_used": rows_used,
-        **_row_counts(clean, objective),
-        "chat_template": bool(opts.use_chat_template and has_chat_template(tokenizer)),
-        "device": device,
-        "bf16": bf16,
-        "total_steps": total_steps,
-        "summary": {
-            "final_loss": losses[-1],
-            "mean_loss": float(sum(losses) / len(losses)),
-            "train_loss": float(result.training_loss),
-            "steps": total_steps,
-            "load_seconds": load_seconds,
-            "setup_seconds": t_setup.seconds,
-            "train_seconds": t_train.seconds,
-        },
-        "steps": recorder.steps,
-        "provenance": provenance(seed=seed, **_versions()),
-        **dict(record or {}),
-    }
-    with Timer() as t_save:
-        # The objectives' contract: only the main process writes (one process here unless launched).
+        if len(recorder.steps) != total_steps:
+            raise TrainingError(
+                f"preference run '{name}' logged {len(recorder.steps)} steps, {total_steps} expected"
+            )
+        losses = [s["loss"] for s in recorder.steps]
+        train_log: dict[str, Any] = {
+            "run_name": name,
+            "objective": objective,
+            "seed": int(seed),
+            "options": {**opts.to_json(), "max_length": max_length},
+            "rows": len(clean),
+            "rows_used": rows_used,
+            **_row_counts(clean, objective),
+            "chat_template": bool(opts.use_chat_template and has_chat_template(tokenizer)),
+            "device": device,
+            "bf16": bf16,
+            "total_steps": total_steps,
+            "trainable_parameters": int(trainable),
+            "summary": {
+                "final_loss": losses[-1],
+                "mean_loss": float(sum(losses) / len(losses)),
+                "train_loss": float(result.training_loss),
+                "steps": total_steps,
+                "load_seconds": load_seconds,
+                "setup_seconds": t_setup.seconds,
+                "train_seconds": t_train.seconds,
+            },
+            "steps": recorder.steps,
+            "provenance": provenance(seed=seed, **_versions()),
+            **dict(record or {}),
+        }
+        with Timer() as t_save:
+            # The objectives' contract: only the main process writes (one process here unless launched).
+            # A LoRA policy saves its adapter only (adapter_config.json, adapter_model.safetensors).
+            if is_main:
+                save_checkpoint(model, tokenizer, output_dir, extra_files={"train_log.json": train_log})
+        train_log["summary"]["save_seconds"] = t_save.seconds
         if is_main:
-            save_checkpoint(model, tokenizer, output_dir, extra_files={"train_log.json": train_log})
-    train_log["summary"]["save_seconds"] = t_save.seconds
-    if is_main:
-        # The log on disk was written before the save time was known; keep the two the same.
-        write_json(Path(output_dir) / "train_log.json", train_log)
-    # The trainer, its optimizer state and the reference copy sit in reference cycles; free
-    # them now, before the next run of train_many builds its own.
-    del model
+            # The log on disk was written before the save time was known; keep the two the same.
+            write_json(Path(output_dir) / "train_log.json", train_log)
+        # The trainer, its optimizer state and the reference copy sit in reference cycles; free
+        # them now, before the next run of train_many builds its own.
+        del model
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -753,7 +1027,8 @@ def train_many(
     """Run several preference runs from the same base, one after another, in this process.
 
     The base (and its tokenizer) is loaded once; each run trains a fresh copy
-    of it (:func:`train_preference` never modifies its input), so every run's
+    of it, or LoRA adapters on it that are removed after the run
+    (:func:`train_preference` never leaves its input modified), so every run's
     policy and log are those of a separate :func:`train_preference` call with
     the same arguments. This saves the per-run start-up (interpreter, torch /
     transformers / TRL imports, model load: several seconds each) that 80
@@ -763,7 +1038,11 @@ def train_many(
     if not runs:
         raise ConfigError("train_many: no runs given")
     first_name = runs[0].run_name or Path(runs[0].output_dir).name
-    base, tok, load_seconds = _resolve_base(policy, tokenizer, first_name)
+    dtypes = {(run.options if isinstance(run.options, PreferenceOptions)
+               else PreferenceOptions.from_dict(run.options)).dtype for run in runs}
+    if len(dtypes) > 1:
+        raise ConfigError(f"train_many: the runs share one base but ask for dtypes {sorted(map(str, dtypes))}")
+    base, tok, load_seconds = _resolve_base(policy, tokenizer, first_name, dtypes.pop())
     logs = []
     for i, run in enumerate(tqdm(runs, desc="preference runs", unit="run", file=sys.stderr,
                                  disable=not progress or len(runs) < 2)):
@@ -855,6 +1134,7 @@ for _objective in OBJECTIVES:
 
 __all__ = [
     "OBJECTIVES",
+    "LoraOptions",
     "PreferenceOptions",
     "PreferenceRun",
     "build_trainer",
@@ -863,6 +1143,7 @@ __all__ = [
     "format_rows",
     "frozen_copy",
     "has_chat_template",
+    "lent_base",
     "prepare_tokenizer",
     "read_rows",
     "resolve_max_length",
@@ -870,5 +1151,6 @@ __all__ = [
     "run_preference_jobs",
     "train_many",
     "train_preference",
+    "trained_policy",
     "trl_config",
 ]

@@ -222,9 +222,22 @@ def completion_logps(
     return logps, counts
 
 
+def _reference_logps(
+    policy: PreTrainedModel, reference: PreTrainedModel | None, *args: Any, **kwargs: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`completion_logps` of the reference: ``reference``, or (None) ``policy`` with its adapters disabled."""
+    if reference is not None:
+        return completion_logps(reference, *args, **kwargs)
+    if not callable(getattr(policy, "disable_adapter", None)) or not hasattr(policy, "peft_config"):
+        raise ConfigError("reference None means the policy's base with its LoRA adapters disabled; "
+                          f"{type(policy).__name__} is not a peft model")
+    with policy.disable_adapter():
+        return completion_logps(policy, *args, **kwargs)
+
+
 def implicit_rewards(
     policy: PreTrainedModel,
-    reference: PreTrainedModel,
+    reference: PreTrainedModel | None,
     tokenizer: PreTrainedTokenizerBase,
     pairs: Sequence[Mapping[str, Any]],
     *,
@@ -240,7 +253,9 @@ def implicit_rewards(
     optimises (KTO uses the same log-ratio, Ethayarajh et al. 2024 eq. 7).
     Returns (n,) arrays: ``chosen`` and ``rejected`` rewards, the policy's
     ``chosen_logps`` and the token counts ``chosen_tokens`` /
-    ``rejected_tokens`` (0: the prompt filled ``max_length``).
+    ``rejected_tokens`` (0: the prompt filled ``max_length``). ``reference``
+    None: ``policy`` is a LoRA policy (a peft model) and pi_ref is its base
+    with the adapters disabled, as in its training (no copy of the model).
     """
     check_pairs(pairs)
     if not (beta > 0 and math.isfinite(beta)):
@@ -252,7 +267,7 @@ def implicit_rewards(
     for key in ("chosen", "rejected"):
         texts = [p[key] for p in pairs]
         pi, n_tok = completion_logps(policy, tokenizer, prompts, texts, **kwargs)
-        ref, _ = completion_logps(reference, tokenizer, prompts, texts, **kwargs)
+        ref, _ = _reference_logps(policy, reference, tokenizer, prompts, texts, **kwargs)
         out[key] = beta * (pi - ref)
         out[f"{key}_logps"] = pi
         out[f"{key}_tokens"] = n_tok
@@ -261,7 +276,7 @@ def implicit_rewards(
 
 def evaluate_preferences(
     policy: PreTrainedModel,
-    reference: PreTrainedModel,
+    reference: PreTrainedModel | None,
     tokenizer: PreTrainedTokenizerBase,
     pairs: Sequence[Mapping[str, Any]],
     *,
@@ -285,6 +300,8 @@ def evaluate_preferences(
     ``reward_rejected`` (means), ``chosen_nll_per_token`` (total NLL of the
     chosen completions under the policy / their total token count, nats) and
     ``chosen_tokens``. No pair left to evaluate is a :class:`DataError`.
+    ``reference`` None: a LoRA policy against its adapter-disabled base
+    (:func:`implicit_rewards`).
     """
     rewards = implicit_rewards(policy, reference, tokenizer, pairs, beta=beta, max_length=max_length,
                                batch_size=batch_size, use_chat_template=use_chat_template, progress=progress)
@@ -324,7 +341,9 @@ def evaluate_policy_dir(
     """:func:`evaluate_preferences` of a policy saved by ``train_preference`` against its base.
 
     Loads both checkpoints (:func:`datalign.lm.models.load_model`, float32, on
-    the first GPU if any) and the policy's tokenizer; ``beta``, ``max_length``
+    the first GPU if any) and the policy's tokenizer; a LoRA run's adapter is
+    put on the reference itself and the reference log-probs are its base's
+    with the adapter disabled (one model in memory, not two); ``beta``, ``max_length``
     and the chat-template choice default to those of the policy's
     ``train_log.json``, so the implicit reward is the one the run optimised.
     Adds ``policy`` and ``reference`` (the directories) to the result.
@@ -332,20 +351,23 @@ def evaluate_policy_dir(
     from datalign.core.io import read_json
     from datalign.lm.models import load_model
     from datalign.lm.tokenizer import load_tokenizer
+    from datalign.training.preference import trained_policy
 
     log_file = Path(policy_dir) / "train_log.json"
     options = read_json(log_file).get("options", {}) if log_file.is_file() else {}
     if beta is None:
         beta = float(options.get("beta", PreferenceOptions().beta))
     device = torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
-    policy = load_model(policy_dir).to(device)
     reference = load_model(reference_dir).to(device)
     tokenizer = load_tokenizer(policy_dir)
-    result = evaluate_preferences(
-        policy, reference, tokenizer, pairs, beta=beta, max_length=options.get("max_length"),
-        batch_size=batch_size, use_chat_template=bool(options.get("use_chat_template", True)),
-        n_boot=n_boot, seed=seed, progress=progress,
-    )
+    lora = (Path(policy_dir) / "adapter_config.json").is_file()
+    with trained_policy(policy_dir, base=reference) as policy:
+        result = evaluate_preferences(
+            policy.to(device), None if lora else reference, tokenizer, pairs, beta=beta,
+            max_length=options.get("max_length"), batch_size=batch_size,
+            use_chat_template=bool(options.get("use_chat_template", True)), n_boot=n_boot, seed=seed,
+            progress=progress,
+        )
     return {"policy": str(policy_dir), "reference": str(reference_dir), **result}
 
 

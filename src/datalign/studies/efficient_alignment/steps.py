@@ -229,18 +229,38 @@ def align_step(
     options; None: no judge): the base and every trained run complete the first
     ``max_prompts`` test prompts greedily, written to ``completions_out`` as
     ``{"prompts": n, "max_new_tokens", "base": [...], "runs": {"<method>_seed<s>": [...]}}``.
+
+    With ``training.lora`` each run trains LoRA adapters on the loaded base in
+    place (removed after the run) and is evaluated as the base with its
+    adapter (:func:`~datalign.training.preference.trained_policy`): the
+    reference log-probs, computed once from the base before any run, are
+    those of the adapter-disabled policy, and no copy of the model is made.
     """
     from datalign.data.preference import read_preference_split
-    from datalign.lm.models import load_model
     from datalign.studies.efficient_alignment.selection.artifacts import load_selection
-    from datalign.training.preference import PreferenceRun, prepare_tokenizer, train_many
+    from datalign.training.preference import (
+        PreferenceOptions,
+        PreferenceRun,
+        prepare_tokenizer,
+        resolve_device,
+        train_many,
+        trained_policy,
+    )
 
     rows = read_preference_split(data_dir, "train")
     pairs = read_preference_split(data_dir, "test", form="pairs")
     if evaluation.get("max_pairs"):
         pairs = pairs[: evaluation["max_pairs"]]
     test = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
-    base, tok = _load_lm(policy_dir)
+    opts = PreferenceOptions.from_dict(training, where="efficient_alignment.training")
+    base, tok = _load_lm(policy_dir, opts.dtype)
+    if opts.lora is not None:  # a target the policy lacks fails here, before hours of evaluation and training
+        opts.lora.peft_config(base, where="efficient_alignment.training.lora")
+    # Evaluate where the runs train: the reference log-probs, the base's completions and every run's
+    # on one device (a LoRA run trains the base itself, which its trainer moves there anyway).
+    use_cpu, _ = resolve_device(opts.device)
+    device = "cpu" if use_cpu else "cuda"
+    base.to(device)
     tok = prepare_tokenizer(tok)
     with Timer() as t_base:
         evaluate = CachedEvaluation(
@@ -296,11 +316,12 @@ def align_step(
             with Timer() as t_run:
                 train_log = train_many(base, [PreferenceRun(subset, objective, run_dir, dict(training), seed,
                                                             name)], tokenizer=tok, progress=False)[0]
-                policy = load_model(run_dir)
-                metrics = evaluate(policy, seed=seed)
-                if prompts is not None:
-                    completions["runs"][f"{method}_seed{listed}"] = complete(policy)
-                del policy
+                with trained_policy(run_dir, base=base, dtype=opts.dtype) as policy:
+                    policy.to(device)
+                    metrics = evaluate(policy, seed=seed)
+                    if prompts is not None:
+                        completions["runs"][f"{method}_seed{listed}"] = complete(policy)
+                    del policy
                 shutil.rmtree(run_dir, ignore_errors=True)
             entry.update(
                 shared_with=None, rows_used=train_log["rows_used"],
