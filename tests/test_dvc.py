@@ -234,6 +234,50 @@ def test_dvc_yaml_is_generated_from_the_pipeline_table():
     assert set(STAGES) <= {f.name for f in all_families()}
 
 
+def test_ea_runs_params_are_what_the_align_job_reads_not_the_judge(tmp_path):
+    """Under `dvc repro` a new reward model (or its batch / context) leaves ea_runs up to date, as in
+    Snakemake (rule ea_align's params); the generation keys and the align job's evaluation keys rerun
+    it. Every listed key resolves in study.yaml with the judge on and off: DVC fails on a missing one."""
+    from dvc.dependency.param import read_param_file
+    from dvc.fs import LocalFileSystem
+
+    from datalign.core.config import load_yaml
+    from datalign.studies import get_study, validate_study_config
+
+    ((file, keys),) = STAGES["ea_runs"]["params"][0].items()
+    assert file == "${results_dir}/study.yaml" and not [k for k in keys if "judge" in k]
+    study = get_study("efficient_alignment")
+    judge = {"model": "some/reward-model", "max_new_tokens": 6, "max_prompts": 8}
+
+    def params(edit):
+        """ea_runs' parameter values as DVC reads them from the study.yaml this config resolves to."""
+        config = load_yaml(REPO / "tests" / "configs" / "tiny_efficient_alignment.yaml")
+        edit(config["efficient_alignment"])
+        validate_study_config(config)
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump({"config": config, "plan": study.plan(config)}, sort_keys=True))
+        values = read_param_file(LocalFileSystem(), str(path), keys, flatten=True)
+        assert set(values) == set(keys), f"missing from study.yaml: {sorted(set(keys) - set(values))}"
+        return values
+
+    def with_judge(**change):
+        return lambda s: s["evaluation"].update(judge={**judge, **change})
+
+    off, on = params(lambda s: None), params(with_judge())
+    assert off["plan.efficient_alignment_generation"] is None
+    assert on["plan.efficient_alignment_generation"] == {"max_new_tokens": 6, "max_prompts": 8}
+    # the judge job's own keys: ea_runs stays up to date
+    for change in ({"model": "other/reward-model"}, {"batch_size": 2}, {"max_length": 128}):
+        assert params(with_judge(**change)) == on, change
+    # how the completions are generated, and the implicit-reward evaluation: ea_runs reruns
+    for change in ({"max_new_tokens": 12}, {"max_prompts": 4}):
+        assert params(with_judge(**change)) != on, change
+    for key, value in (("max_pairs", 5), ("batch_size", 3), ("bootstrap", 50), ("confidence", 0.9)):
+        assert params(lambda s, k=key, v=value: s["evaluation"].update({k: v})) != off, key
+    assert params(lambda s: s["training"].update(lora={"r": 8})) != off
+    assert params(lambda s: s["scaling"].update(bootstrap=60)) == off
+
+
 def test_stage_targets_are_what_rule_all_builds(tmp_path):
     """Each stage's target builds exactly the jobs of its rules that `rule all` needs,
     the families share no rule, and every job writes inside its stage's outs."""

@@ -20,6 +20,9 @@ RULES = "workflow/rules/efficient_alignment"
 SCRIPTS = "workflow/scripts/efficient_alignment"
 KEY = "efficient_alignment"
 ED = "efficient_alignment"  # the study's folder under results_dir
+#: Keys of study.yaml's plan holding what the align job reads of `evaluation` (DVC params of ea_runs).
+ALIGN_EVALUATION = "efficient_alignment_align_evaluation"
+GENERATION = "efficient_alignment_generation"
 
 #: The study's DVC stages, after the shared ones (study, data, probe).
 FAMILIES = (
@@ -56,10 +59,14 @@ FAMILIES = (
         scripts=(f"{SCRIPTS}/align.py",),
         outs=(f"{ED}/runs",),
         deps=(f"{ED}/data", f"{ED}/selection", "probe", "tokenizer"),
+        # The evaluation keys the align job reads, as its Snakemake params (plan.align_evaluation,
+        # plan.generation), from study.yaml's plan: every key exists there whether or not the judge
+        # is on (null when off), and the judge's model, batch and context are not among them.
         params=("config.seed", f"config.{KEY}.policy", f"config.{KEY}.objective",
-                f"config.{KEY}.training", f"config.{KEY}.evaluation"),
+                f"config.{KEY}.training", f"plan.{ALIGN_EVALUATION}", f"plan.{GENERATION}"),
         comment=("One job per (dataset, budget): every method x seed at that budget is a separate\n"
-                 "run from the same base, trained one after another in one process (train_many)."),
+                 "run from the same base, trained one after another in one process (train_many).\n"
+                 "A new judge (reward model, its batch or context) reruns ea_scaling only."),
     ),
     Family(
         name="ea_scaling",
@@ -216,7 +223,11 @@ STUDY = Study(
     text_datasets=lambda config: [],
     check=check,
     needs_probe=plan.needs_probe,
-    plan=lambda config: {"efficient_alignment_budgets": plan.budgets(config)},
+    plan=lambda config: {
+        "efficient_alignment_budgets": plan.budgets(config),
+        ALIGN_EVALUATION: plan.align_evaluation(config),
+        GENERATION: plan.generation(config),
+    },
     dvc_metrics=dvc_metrics,
     dvc_plots=dvc_plots,
 )
