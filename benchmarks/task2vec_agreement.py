@@ -17,6 +17,11 @@ every pair of sets (55 pairs) from each run, and writes JSON with:
 - Pearson correlations, the largest alignment difference, the 55 values per
   run and the seconds per embedding.
 
+``noise_ceiling`` and ``fast_vs_fast`` are means over every pair of runs when
+``--seeds`` is above 2. ``--probe gpt2`` / ``gpt2_50k_tiny`` compare on the
+benchmark's random probes (``task2vec_bench.py``) with the same sets' tokens;
+``--num-batches``, ``--batch-size``, ``--seq-len`` and ``--sets`` size the run.
+
 Run from the repository root once the default study's tokens and probe exist::
 
     .venv/bin/python benchmarks/task2vec_agreement.py --results results --threads 2 \\
@@ -42,7 +47,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from datalign.lm.models import load_model  # noqa: E402
 from datalign.lm.tokens import TokenizedSplit, sample_segment_batches  # noqa: E402
 from datalign.studies import load_config  # noqa: E402
 from datalign.studies.alignment import plan as study  # noqa: E402
@@ -50,7 +54,26 @@ from datalign.task2vec import Task2VecConfig, embed_batches  # noqa: E402
 from datalign.task2vec.coefficients import alignment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_OFFSETS = (0, 7919)  # the workflow's own seed, and another
+SEED_STRIDE = 7919  # seed offsets 0, 7919, 15838, ...: the workflow's own seed first
+
+
+def probe_and_config(args: argparse.Namespace, base: Task2VecConfig) -> tuple[torch.nn.Module, Task2VecConfig]:
+    """The probe to compare on and the Task2Vec config (batch sizes) it runs with."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from task2vec_bench import build_probe  # the benchmark's probes, same weights for a seed
+
+    model, cfg = build_probe(args.probe, args.results, torch.device("cpu"), base, on_gpu=False,
+                             seed=args.probe_seed, batch_size=args.batch_size, seq_len=args.seq_len)
+    if args.num_batches:
+        cfg = dataclasses.replace(cfg, num_batches=args.num_batches)
+    if args.probe == "default" and (args.batch_size or args.seq_len):
+        cfg = dataclasses.replace(cfg, batch_size=args.batch_size or cfg.batch_size, seq_len=args.seq_len or cfg.seq_len)
+    return model, cfg
+
+
+def mean_of(comparisons: dict[str, dict[str, float]]) -> dict[str, float]:
+    keys = next(iter(comparisons.values())).keys()
+    return {k: float(np.mean([c[k] for c in comparisons.values()])) for k in keys}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,16 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "task2vec_agreement.json")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--probe", default="default", choices=("default", "gpt2", "gpt2_50k_tiny"),
+                   help="the study's probe, or one of the benchmark's random probes (task2vec_bench.py)")
+    p.add_argument("--probe-seed", type=int, default=0, help="seed of a random probe's weights")
+    p.add_argument("--seeds", type=int, default=2, help="runs per estimator (seed offsets 0, 7919, ...)")
+    p.add_argument("--num-batches", type=int, default=None, help="batches per set (default: the config's)")
+    p.add_argument("--batch-size", type=int, default=None, help="sequences per batch (gpt2 default 16)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (gpt2 default 16)")
+    p.add_argument("--sets", type=int, default=None, help="only the first N embedded sets")
     args = p.parse_args(argv)
+    if args.seeds < 2:
+        raise SystemExit("--seeds must be at least 2 (the noise ceiling compares paper with itself)")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config)
     base = Task2VecConfig.from_dict(config["task2vec"])
-    sets = study.embedding_sets(config)
-    model = load_model(str(args.results / "probe"))
+    sets = study.embedding_sets(config)[: args.sets]
+    model, base = probe_and_config(args, base)
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id
+    offsets = [i * SEED_STRIDE for i in range(args.seeds)]
     runs = {f"{est}_seed{i}": (dataclasses.replace(base, estimator=est), off)
-            for est in ("paper", "fast") for i, off in enumerate(SEED_OFFSETS)}
+            for est in ("paper", "fast") for i, off in enumerate(offsets)}
     emb: dict[str, dict[str, np.ndarray]] = {r: {} for r in runs}
     seconds: dict[str, list[float]] = {r: [] for r in runs}
     started = time.perf_counter()
@@ -91,22 +125,31 @@ def main(argv: list[str] | None = None) -> int:
                 "pearson": float(stats.pearsonr(values[a], values[b]).statistic),
                 "max_abs_difference": float(np.max(np.abs(values[a] - values[b])))}
 
-    ceiling = compare("paper_seed0", "paper_seed1")
-    cross = {f"{f} vs {q}": compare(f, q) for f in ("fast_seed0", "fast_seed1") for q in ("paper_seed0", "paper_seed1")}
+    paper_runs = [f"paper_seed{i}" for i in range(args.seeds)]
+    fast_runs = [f"fast_seed{i}" for i in range(args.seeds)]
+    ceilings = {f"{a} vs {b}": compare(a, b) for a, b in itertools.combinations(paper_runs, 2)}
+    cross = {f"{f} vs {q}": compare(f, q) for f in fast_runs for q in paper_runs}
+    fast_self = {f"{a} vs {b}": compare(a, b) for a, b in itertools.combinations(fast_runs, 2)}
+    ceiling = mean_of(ceilings)
     mean_cross = float(np.mean([c["spearman"] for c in cross.values()]))
     report: dict[str, Any] = {
         "what": "Spearman of the alignment coefficients of every pair of the default study's embedded sets",
+        "probe": args.probe,
+        "probe_seed": args.probe_seed if args.probe != "default" else None,
         "sets": labels,
         "n_pairs": len(pairs),
+        "seeds_per_estimator": args.seeds,
         "batches_per_set": base.num_batches,
         "batch": [base.batch_size, base.seq_len],
         "noise_ceiling": ceiling,
+        "noise_ceiling_pairs": ceilings,
         "fast_vs_paper": cross,
         "fast_vs_paper_mean_spearman": mean_cross,
         "fast_vs_paper_min_spearman": float(min(c["spearman"] for c in cross.values())),
-        "fast_vs_fast": compare("fast_seed0", "fast_seed1"),
+        "fast_vs_fast": mean_of(fast_self),
         "at_ceiling": bool(mean_cross >= ceiling["spearman"]),
         "seconds_per_embedding": {r: float(np.mean(s)) for r, s in seconds.items()},
+        "wall_seconds": time.perf_counter() - started,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "pairs": [list(pq) for pq in pairs],

@@ -19,10 +19,13 @@ so it writes its own family and takes every upstream artifact as given.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from datalign.core.lazy import EXPORTS_NAME
 
 #: The study file every DVC stage hands to ``snakemake --configfile`` and the
 #: results directory it writes to; both are DVC variables from params.yaml.
@@ -63,8 +66,13 @@ def _module_file(src: Path, module: str) -> Path | None:
     return None
 
 
+#: A whole string that names a datalign module, optionally with an attribute: ``datalign.a.b:Name``.
+_IMPORT_TARGET = re.compile(r"datalign(\.[A-Za-z_]\w*)+(:[A-Za-z_]\w*)?")
+
+
 def _imports(path: Path) -> set[str]:
-    """``datalign`` modules a file imports (absolute imports, any depth, lazy ones included)."""
+    """``datalign`` modules a file imports (absolute imports, any depth, lazy ones and
+    ``"datalign.a.b:Name"`` import targets in string literals included)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -75,7 +83,39 @@ def _imports(path: Path) -> set[str]:
             found.add(node.module)
             # `from datalign.x import y` may name a submodule y.
             found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and _IMPORT_TARGET.fullmatch(node.value)):
+            # A module named by a string and imported later: a lazily registered
+            # plug-in ("datalign.task2vec.fast:FastEstimator") or import_module("datalign.x").
+            found.add(node.value.split(":")[0])
     return found
+
+
+def _lazy_homes(init: Path) -> dict[str, str]:
+    """A package's lazily exported names -> their submodules (its ``_EXPORTS`` literal, see core.lazy)."""
+    for node in ast.parse(init.read_text(), filename=str(init)).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == EXPORTS_NAME):
+            exports = ast.literal_eval(node.value)
+            return {name: module for module, names in exports.items() for name in names}
+    return {}
+
+
+def _resolve(src: Path, module: str) -> Path | None:
+    """The file that running ``module`` (or importing the name it ends with) executes, if in ``src``.
+
+    ``datalign.a.name`` where package ``datalign.a`` exports ``name`` lazily is
+    the submodule that defines it: ``from datalign.a import name`` runs it.
+    """
+    target = _module_file(src, module)
+    if target is None and "." in module:
+        package, name = module.rsplit(".", 1)
+        init = _module_file(src, package)
+        if init is not None and init.name == "__init__.py":
+            home = _lazy_homes(init).get(name)
+            if home is not None:
+                target = _module_file(src, f"{package}.{home}")
+    return target
 
 
 def _discovers_modules(path: Path) -> bool:
@@ -87,8 +127,10 @@ def _discovers_modules(path: Path) -> bool:
 def library_modules(src: Path, scripts: Iterable[Path]) -> list[Path]:
     """Every file of the ``datalign`` package that ``scripts`` run, directly or not.
 
-    Follows absolute ``datalign`` imports transitively, adds each imported
-    module's parent packages' ``__init__.py`` (Python runs them), and every
+    Follows absolute ``datalign`` imports transitively (``from package import
+    name`` of a lazily exported name, :mod:`datalign.core.lazy`, to the submodule
+    that defines it), adds each imported module's parent packages'
+    ``__init__.py`` (Python runs them), and every
     module of a package that discovers its modules at run time (a registry that
     scans its folder with ``pkgutil.iter_modules``). ``src`` is the directory
     holding the ``datalign`` package.
@@ -103,7 +145,7 @@ def library_modules(src: Path, scripts: Iterable[Path]) -> list[Path]:
         for module in _imports(path):
             parts = module.split(".")
             for i in range(1, len(parts) + 1):
-                target = _module_file(src, ".".join(parts[:i]))
+                target = _resolve(src, ".".join(parts[:i]))
                 if target is not None and target not in seen:
                     seen.add(target)
                     todo.append(target)

@@ -18,8 +18,7 @@ scikit-learn nor pandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from datalign.core.lazy import lazy_exports
 
 _EXPORTS = {
     "base": ("Comparison", "Measure", "Representation"),
@@ -29,20 +28,4 @@ _EXPORTS = {
     ),
     "table": ("alignment_table",),
 }
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'datalign.measures' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"datalign.measures.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME])
-
-
-__all__ = sorted(_HOME)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

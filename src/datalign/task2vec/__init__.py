@@ -16,8 +16,7 @@ schema: :func:`task2vec_schema`); the embedding files are written and read by
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from datalign.core.lazy import lazy_exports
 
 # Names exported here, by the submodule that defines them. They load on first
 # use (PEP 562), so that importing the config, the options or the registry (to
@@ -36,61 +35,5 @@ _EXPORTS = {
         "get_estimator", "register_estimator", "register_lazy_estimator",
     ),
 }
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "api":  # the public entry point as a module: ``from datalign.task2vec import api``
-        value = importlib.import_module("datalign.task2vec.api")
-        globals()[name] = value
-        return value
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'datalign.task2vec' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f"datalign.task2vec.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOME, "api"])
-
-
-__all__ = [
-    "DISTANCE_KINDS",
-    "BatchShapeWarning",
-    "Probe",
-    "TinyProbe",
-    "api",
-    "batch_seed",
-    "check_batches",
-    "embed_sets",
-    "embed_texts",
-    "load_probe",
-    "train_probe",
-    "PARAMETER_SETS",
-    "BatchFisher",
-    "Options",
-    "Task2VecConfig",
-    "Task2VecEstimator",
-    "Task2VecResult",
-    "available_estimators",
-    "cosine",
-    "embed_batches",
-    "embedding_parameters",
-    "embedding_size",
-    "estimator_options",
-    "get_estimator",
-    "head_parameters",
-    "load_embeddings",
-    "load_result",
-    "normalized_cosine",
-    "option",
-    "pairwise_distances",
-    "reduce_fisher",
-    "register_estimator",
-    "register_lazy_estimator",
-    "save_embeddings",
-    "sidecar_path",
-    "task2vec_schema",
-]
+# ``api`` is also exported as a module: ``from datalign.task2vec import api``.
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals(), submodules=("api",))

@@ -16,36 +16,19 @@ The names below are loaded on first use (PEP 562), so that checking a spec
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
+
+from datalign.core.lazy import lazy_exports
 
 SCHEMA_PATH = Path(__file__).with_name("schema.yaml")
 
-_WHERE = {
-    "LABELLED_SPLITS": "prepare",
-    "balanced_splits": "prepare",
-    "load_labelled_source": "prepare",
-    "prepare_labelled": "prepare",
-    "read_labelled": "prepare",
-    "balance_indices": "balance",
-    "class_counts": "balance",
-    "stratified_split": "balance",
-    "read_idx": "idx",
-    "LabelledData": "records",
-    "unit_pixels": "records",
-    "SOURCES": "spec",
-    "validate_labelled_spec": "spec",
-    "read_labelled_file": "store",
-    "write_labelled_file": "store",
+_EXPORTS = {
+    "balance": ("balance_indices", "class_counts", "stratified_split"),
+    "idx": ("read_idx",),
+    "prepare": ("LABELLED_SPLITS", "balanced_splits", "load_labelled_source", "prepare_labelled", "read_labelled"),
+    "records": ("LabelledData", "unit_pixels"),
+    "spec": ("SOURCES", "validate_labelled_spec"),
+    "store": ("read_labelled_file", "write_labelled_file"),
 }
-
-__all__ = sorted([*_WHERE, "SCHEMA_PATH"])
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, _LAZY = lazy_exports(__name__, _EXPORTS, globals())
+__all__ = sorted([*_LAZY, "SCHEMA_PATH"])

@@ -11,7 +11,7 @@ Every method is a plain function registered under a name::
 NLL), ``"any"`` either (only n is used). :func:`select` validates ``data``,
 turns the budget (a fraction or a count) into k, calls the method and checks
 what it returns. Adding a method is one new module in this subpackage: the
-registry imports every module of the subpackage (``pkgutil``) the first time a
+registry imports every module of the subpackage (:func:`datalign.core.discovery.import_submodules`) the first time a
 method is looked up, so the decorator runs and no other file needs an edit.
 """
 
@@ -21,7 +21,6 @@ import importlib
 import inspect
 import math
 import numbers
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -29,6 +28,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
+from datalign.core.discovery import import_submodules
 from datalign.core.errors import ConfigError, DataError
 
 Needs = Literal["embeddings", "scores", "any"]
@@ -113,9 +113,7 @@ def discover(package: str = __package__) -> list[str]:
     if package in _DISCOVERED:
         return []
     pkg = importlib.import_module(package)
-    names = [info.name for info in pkgutil.iter_modules(pkg.__path__) if not info.name.startswith("_")]
-    for name in names:
-        importlib.import_module(f"{package}.{name}")
+    names = [name.rsplit(".", 1)[1] for name in import_submodules(package, pkg.__path__)]
     _DISCOVERED.add(package)
     return names
 

@@ -16,30 +16,12 @@ workflow plans with :mod:`.specs` and the analysis reads features without torch)
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from datalign.core.lazy import lazy_exports
 
-_WHERE = {
-    "FeatureSet": "features",
-    "check_features": "features",
-    "load_features": "features",
-    "save_features": "features",
-    "ENCODERS": "registry",
-    "KINDS": "specs",
-    "OPTIONS": "specs",
-    "build_encoder": "registry",
-    "encode_splits": "registry",
-    "resolved_options": "specs",
-    "validate_encoder_spec": "specs",
-    "select_device": "runtime",
+_EXPORTS = {
+    "features": ("FeatureSet", "check_features", "load_features", "save_features"),
+    "registry": ("ENCODERS", "build_encoder", "encode_splits"),
+    "runtime": ("select_device",),
+    "specs": ("KINDS", "OPTIONS", "resolved_options", "validate_encoder_spec"),
 }
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
