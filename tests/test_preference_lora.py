@@ -19,11 +19,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoTokenizer
 
 from datalign.core.errors import ConfigError
 from datalign.lm.models import build_gpt2, save_checkpoint
-from datalign.lm.tokenizer import train_bpe
 from datalign.training.preference import (
     PreferenceOptions,
     PreferenceRun,
@@ -35,7 +33,14 @@ from datalign.training.preference import (
     trained_policy,
 )
 
-from .test_preference_training import ARCH, _texts, dpo_rows, kto_rows, sigmoid, summed_logp
+from .test_preference_training import (
+    ARCH,
+    bare_bpe_tokenizer,
+    dpo_rows,
+    kto_rows,
+    sigmoid,
+    summed_logp,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 
@@ -44,12 +49,7 @@ LORA = {"r": 4, "alpha": 8, "target_modules": ["c_attn", "c_proj"]}
 
 @pytest.fixture(scope="module")
 def bare_tokenizer(tmp_path_factory):
-    """The project's byte-level BPE without pad token or chat template (as in test_preference_training)."""
-    trained = tmp_path_factory.mktemp("bpe")
-    train_bpe(_texts(300, 0), 300, trained)
-    tok = AutoTokenizer.from_pretrained(trained)
-    tok.pad_token = None
-    return tok
+    return bare_bpe_tokenizer(tmp_path_factory)
 
 
 @pytest.fixture

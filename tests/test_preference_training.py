@@ -51,8 +51,7 @@ def _texts(n: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) for _ in range(n)]
 
 
-@pytest.fixture(scope="module")
-def bare_tokenizer(tmp_path_factory):
+def bare_bpe_tokenizer(tmp_path_factory) -> AutoTokenizer:
     """The project's byte-level BPE trained on 300 short texts, saved without pad token or chat template."""
     trained = tmp_path_factory.mktemp("bpe")
     train_bpe(_texts(300, 0), 300, trained)
@@ -60,6 +59,11 @@ def bare_tokenizer(tmp_path_factory):
     tok.pad_token = None
     assert tok.pad_token is None and not tok.chat_template
     return tok
+
+
+@pytest.fixture(scope="module")
+def bare_tokenizer(tmp_path_factory):
+    return bare_bpe_tokenizer(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
