@@ -171,14 +171,18 @@ def pulled(pushed, tmp_path_factory):
 
 
 def _rule_table() -> dict[str, tuple[str, str | None]]:
-    """rule name -> (its rule file, its script), read from workflow/rules/**/*.smk."""
+    """rule name -> (its rule file, its script), read from workflow/rules/**/*.smk.
+
+    Of a rule defined twice (one definition per configuration: task2vec_single.smk and
+    task2vec_grouped.smk), the one that runs a script."""
     table = {}
     for smk in sorted((REPO / "workflow" / "rules").rglob("*.smk")):
         for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text())[1:]:
             name = re.match(r"rule (\w+):", block).group(1)
             script = re.search(r'script:\s*\n\s*"(?:\.\./)+scripts/([\w./]+)"', block)
-            table[name] = (str(smk.relative_to(REPO)),
-                           f"workflow/scripts/{script.group(1)}" if script else None)
+            if name not in table or script:
+                table[name] = (str(smk.relative_to(REPO)),
+                               f"workflow/scripts/{script.group(1)}" if script else None)
     return table
 
 

@@ -1,26 +1,24 @@
 # Task2Vec: one Fisher embedding per batch of each (dataset, split) the study compares.
+#
+# resources.task2vec.sets_per_job (default 1) says how many sets one job embeds; a
+# resource choice, not part of the params: the arrays are the same either way.
+#   1: rule task2vec, one job (one process) per set.
+#   N > 1: rule task2vec_group embeds consecutive chunks of N of the study's sets
+#     (plan.embedding_groups) in one process each, importing torch and loading the
+#     probe once, into the group's folder (A.embedding_group); rule task2vec then
+#     copies each set's two files to their usual paths (a local `cp`, no Python).
+#     Snakemake cannot give one rule's jobs different lists of fixed output paths, so
+#     the group writes a folder of its own, which it keeps: a later edit of its
+#     inputs, params or script reruns the group, and its copies after it.
+# The two variants live in files of their own: Snakemake records a script rule's code
+# as written, indentation included: the one-set rule stays verbatim at column 0, the
+# rule Snakemake recorded for runs made before the option existed.
 
 
-rule task2vec:
-    input:
-        probe=P.probe_model(),
-        tokens=P.tokens(),
-    output:
-        embeddings=A.embeddings(),
-        meta=A.embeddings_meta(),
-    params:
-        task2vec=canonical(config["task2vec"]),
-        seed=lambda wc: derived_seed(config, "task2vec", wc.dataset, wc.split),
-    conda:
-        CONDA_ENV
-    log:
-        P.log("task2vec/{dataset}_{split}"),
-    benchmark:
-        P.benchmark("task2vec/{dataset}_{split}")
-    threads: rule_threads("task2vec")
-    resources:
-        mem_mb=res("task2vec", "mem_mb"),
-        runtime=res("task2vec", "runtime"),
-        gpu=res("task2vec", "gpu"),
-    script:
-        "../../scripts/alignment/task2vec.py"
+if plan.task2vec_sets_per_job(config) == 1:
+
+    include: "task2vec_single.smk"
+
+else:
+
+    include: "task2vec_grouped.smk"

@@ -20,6 +20,12 @@ class AlignmentPaths(SharedPaths):
     def embeddings_meta(self, dataset: str = "{dataset}", split: str = "{split}") -> str:
         return f"{self.root}/task2vec/{dataset}/{split}.json"
 
+    def embedding_group(self, group: str | int = "{group}") -> str:
+        """The folder a grouped Task2Vec job (``resources.task2vec.sets_per_job`` > 1) writes
+        its sets' files to, under their usual names (``<dataset>/<split>.npz``), before
+        rule task2vec copies each to :meth:`embeddings`."""
+        return f"{self.root}/task2vec/.groups/{group}"
+
     # Coefficients of every embedded set.
     def alignment_dir(self) -> str:
         return f"{self.root}/alignment"

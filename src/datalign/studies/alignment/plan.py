@@ -64,6 +64,21 @@ def embedding_sets(config: dict[str, Any]) -> list[EmbeddingSet]:
     return sorted(sets)
 
 
+def task2vec_sets_per_job(config: dict[str, Any]) -> int:
+    """``resources.task2vec.sets_per_job`` (validated by the schema: an integer >= 1), default 1."""
+    return int(((config.get("resources") or {}).get("task2vec") or {}).get("sets_per_job", 1))
+
+
+def embedding_groups(config: dict[str, Any]) -> list[list[EmbeddingSet]]:
+    """The embedding sets as the Task2Vec jobs share them: consecutive chunks of
+    ``resources.task2vec.sets_per_job`` sets of :func:`embedding_sets`, in its order
+    (the last chunk may be shorter). A resource choice: each set's embeddings do not
+    depend on the chunk it is embedded in."""
+    sets = embedding_sets(config)
+    n = task2vec_sets_per_job(config)
+    return [sets[i:i + n] for i in range(0, len(sets), n)]
+
+
 def datasets_used(config: dict[str, Any]) -> list[str]:
     """Every registered dataset the study needs prepared: its training and evaluation
     sets, the tokenizer's and the probe's training sets, mixture components included."""

@@ -21,8 +21,9 @@ SCRIPTS = "workflow/scripts/alignment"
 FAMILIES = (
     Family(
         name="task2vec",
-        rules=("task2vec",),
-        rule_files=(f"{RULES}/task2vec.smk",),
+        # task2vec_group: resources.task2vec.sets_per_job > 1 (workflow/rules/alignment/task2vec.smk)
+        rules=("task2vec", "task2vec_group"),
+        rule_files=(f"{RULES}/task2vec.smk", f"{RULES}/task2vec_single.smk", f"{RULES}/task2vec_grouped.smk"),
         scripts=(f"{SCRIPTS}/task2vec.py",),
         outs=("task2vec",),
         deps=("probe", "tokens"),
