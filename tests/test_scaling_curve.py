@@ -49,6 +49,20 @@ def test_exact_points_give_the_parameters_and_closed_forms():
     assert fit.plateau and fit.status == "plateau"
 
 
+def test_three_budgets_fix_the_curve_and_do_not_test_its_shape():
+    """With 3 distinct x either reading passes through every x's mean: R² = 1 with one seed, whatever
+    the scores; with 4 the points can contradict the curve (here: a straight line, R² < 1)."""
+    x3, y3 = np.array([0.0, 10.0, 100.0]), np.array([0.5, 0.75, 0.8])
+    for fitter in (fit_plateau, fit_plateau_paper):
+        fit = fitter(x3, y3, n_boot=0)
+        assert fit.n_x == 3 and not fit.shape_tested
+        assert fit.r2 == pytest.approx(1.0, abs=1e-6)
+    x4 = np.array([0.0, 10.0, 50.0, 100.0])
+    fit = fit_plateau(x4, 0.5 + 0.003 * x4 + np.array([0.0, 0.02, -0.02, 0.0]), n_boot=0)
+    assert fit.n_x == 4 and fit.shape_tested and fit.r2 < 0.999
+    assert fit_plateau(*synthetic(80, 20, 0.3, 1.0, seed=0), n_boot=0).shape_tested
+
+
 def test_recovers_parameters_from_noisy_points():
     r, a, b = 27.48, 7.60, 0.055  # the paper's UltraFeedback fit
     x, y = synthetic(r, a, b, sd=0.8, seed=11)

@@ -168,6 +168,8 @@ def test_scaling_table_plot_and_summary(study):
         for reading in ("free", "paper"):
             assert rep[reading]["n_points"] == 6 and rep[reading]["r2"] <= 1.0
         assert rep["free"]["n_boot"] == 50
+        # 3 distinct x (the base, 10 %, 100 %): the 3-parameter curve cannot be tested, and says so
+        assert rep["free"]["n_x"] == 3 and rep["free"]["shape_tested"] is False
     legend = fits["plot"]["legend"]
     for method in methods:
         assert method in legend
@@ -185,6 +187,9 @@ def test_scaling_table_plot_and_summary(study):
         assert c["ci_low"] <= c["difference"] <= c["ci_high"]
     markdown = (root / "summary.md").read_text()
     assert "ISA against the baselines" in markdown and "R²" in markdown
+    if any("r2" in p for p in entry["plateau"].values()):
+        assert "passes through every budget's mean" in entry["reading"]
+        assert "not tested: 3 budgets" in markdown
 
 
 def _edited(base: Path, tmp_path: Path, edit) -> Path:

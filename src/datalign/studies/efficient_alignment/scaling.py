@@ -44,6 +44,11 @@ _LEVEL_MARGIN = 10.0
 _PARAMS = ("r", "a", "b")
 
 
+#: With this many distinct x or fewer, either reading of the curve passes through every
+#: x's mean score (three free values, or r and a observed and b fitted to one interior x).
+MIN_DISTINCT_X_FOR_SHAPE = 3
+
+
 def plateau_curve(x: ArrayLike, r: float, a: float, b: float) -> np.ndarray:
     """R(x) = r - (r - a) exp(-b x) for x in percent of the data; same shape as ``x``.
 
@@ -174,6 +179,12 @@ class PlateauFit:
     b, x_90, x_95, saving to a percentile bootstrap (low, high), None for an
     unbounded end (b's low end at 0); ``n_failed`` counts bootstrap refits that
     failed (fewer than 3 distinct x drawn, constant y, no convergence).
+    ``n_x``: distinct x values. ``shape_tested``: whether the points can
+    contradict the curve's shape, i.e. more distinct x than the curve has free
+    values (4 or more for both readings: the free fit has three parameters,
+    the paper's reading takes r and a from the end points and fits b to the
+    rest, so with 3 distinct x either curve passes through every mean and R²
+    measures only the seed scatter around those means, 1 with one seed).
     """
 
     reading: str
@@ -191,6 +202,8 @@ class PlateauFit:
     saving: float | None
     x_90_extrapolated: float
     x_95_extrapolated: float
+    n_x: int = 0
+    shape_tested: bool = False
     stderr: dict[str, float | None] = field(default_factory=dict)
     ci: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     confidence: float | None = None
@@ -235,6 +248,7 @@ def _derive(reading: str, params: np.ndarray, cov: np.ndarray, x: np.ndarray,
         x_90=x90 if plateau else None, x_95=x95 if plateau else None,
         saving=X_MAX - x95 if plateau else None,
         x_90_extrapolated=x90, x_95_extrapolated=x95, stderr=stderr,
+        n_x=int(np.unique(x).size), shape_tested=bool(np.unique(x).size > MIN_DISTINCT_X_FOR_SHAPE),
     )
 
 

@@ -45,7 +45,10 @@ SUPPORTED_R2 = 0.5
 
 
 def _fit_reading(free: dict[str, Any]) -> str:
-    """The fit's status, qualified when the curve explains too little of the scores to be read."""
+    """The fit's status, qualified when the points cannot test the curve or it explains too little."""
+    if not free.get("shape_tested", True):
+        return (f"not tested: {free['n_x']} budgets (x values) fix the 3-parameter curve, which passes "
+                f"through every mean; add budgets to test a plateau ({free['status']})")
     if free.get("r2") is not None and free["r2"] < SUPPORTED_R2:
         return f"not supported (R² {free['r2']:.2f} < {SUPPORTED_R2}): {free['status']}"
     return free["status"]
@@ -629,7 +632,7 @@ def summary_step(
             entry["plateau"][method] = {
                 "r2": free["r2"], "r": free["r"], "a": free["a"], "b": free["b"], "plateau": free["plateau"],
                 "status": free["status"], "x_95": free["x_95"], "ci": ci, "paper_reading_r2": paper["r2"],
-                "paper_reading_b": paper["b"],
+                "paper_reading_b": paper["b"], "n_x": free.get("n_x"), "shape_tested": free.get("shape_tested", True),
             }
             x95 = f"{free['x_95']:.3g} %" if free["x_95"] is not None else "none in range"
             md.append(f"| {method} | {free['r2']:.3f} (paper reading {paper['r2']:.3f}) | {free['r']:.4g}{_ci('r')} | "
@@ -659,10 +662,17 @@ def summary_step(
                     for v in ("isa higher", "no difference", "random higher", "density higher", "quality higher")}
             entry["comparison_counts"] = wins
         summary["datasets"][name] = entry
-        r2s = {m: p["r2"] for m, p in entry["plateau"].items() if "r2" in p}
-        plateaus = [m for m, p in entry["plateau"].items() if p.get("plateau")]
-        if not r2s:
+        untested = [m for m, p in entry["plateau"].items() if "r2" in p and not p.get("shape_tested", True)]
+        r2s = {m: p["r2"] for m, p in entry["plateau"].items() if "r2" in p and m not in untested}
+        plateaus = [m for m, p in entry["plateau"].items() if p.get("plateau") and m not in untested]
+        if not r2s and not untested:
             reading = "no fit converged."
+        elif not r2s:
+            n_x = entry["plateau"][untested[0]]["n_x"]
+            reading = (f"with {n_x} budgets (x values, the base's x = 0 included) the plateau curve has as many "
+                       "free values as there are x values, so it passes through every budget's mean: its R² "
+                       "and plateau say nothing about the shape. Add budgets between the smallest and the "
+                       "largest to test whether performance plateaus.")
         elif max(r2s.values()) < SUPPORTED_R2:
             reading = (f"the free plateau fit explains only R² = {min(r2s.values()):.2f} to {max(r2s.values()):.2f} "
                        "of the variance: the scores are mostly seed noise, so neither a plateau nor any trend "
