@@ -57,18 +57,44 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_STRIDE = 7919  # seed offsets 0, 7919, 15838, ...: the workflow's own seed first
 
 
-def probe_and_config(args: argparse.Namespace, base: Task2VecConfig) -> tuple[torch.nn.Module, Task2VecConfig]:
-    """The probe to compare on and the Task2Vec config (batch sizes) it runs with."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from task2vec_bench import build_probe  # the benchmark's probes, same weights for a seed
+def probe_and_config(args: argparse.Namespace, base: Task2VecConfig) -> tuple[torch.nn.Module, Task2VecConfig, Any]:
+    """The probe to compare on, the Task2Vec config (batch sizes) it runs with, and its own tokenizer
+    (None: the study's tokens are used as they are)."""
+    if args.probe_dir:
+        from datalign.task2vec.api import load_probe
 
-    model, cfg = build_probe(args.probe, args.results, torch.device("cpu"), base, on_gpu=False,
-                             seed=args.probe_seed, batch_size=args.batch_size, seq_len=args.seq_len)
+        probe = load_probe(args.probe_dir)
+        cfg = dataclasses.replace(base, batch_size=args.batch_size or 16, seq_len=args.seq_len or 16)
+        model, tokenizer = probe.model.eval(), probe.tokenizer
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from task2vec_bench import build_probe  # the benchmark's probes, same weights for a seed
+
+        model, cfg = build_probe(args.probe, args.results, torch.device("cpu"), base, on_gpu=False,
+                                 seed=args.probe_seed, batch_size=args.batch_size, seq_len=args.seq_len)
+        tokenizer = None
     if args.num_batches:
         cfg = dataclasses.replace(cfg, num_batches=args.num_batches)
-    if args.probe == "default" and (args.batch_size or args.seq_len):
+    if args.probe == "default" and not args.probe_dir and (args.batch_size or args.seq_len):
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size or cfg.batch_size, seq_len=args.seq_len or cfg.seq_len)
-    return model, cfg
+    if args.fast_options:
+        merged = {**cfg.options_for("fast").to_dict(), **json.loads(args.fast_options)}
+        cfg = dataclasses.replace(cfg, options={**cfg.options, "fast": merged})  # checked: ConfigError if bad
+    return model, cfg, tokenizer
+
+
+def set_tokens(args: argparse.Namespace, es: Any, tokenizer: Any) -> TokenizedSplit:
+    """A set's tokens: the study's, or its prepared texts encoded by the probe's own tokenizer."""
+    if tokenizer is None:
+        return TokenizedSplit.load(args.results / "tokens" / es.dataset / f"{es.split}.npz", name=es.label)
+    from datalign.data.prepare import read_split
+    from datalign.lm.tokenizer import tokenize_texts
+
+    return tokenize_texts(tokenizer, read_split(args.results / "data" / es.dataset, es.split), name=es.label)
+
+
+#: What a reused report must share with this run for its paper values to be comparable.
+SAME_RUN_KEYS = ("probe", "probe_seed", "probe_dir", "sets", "batches_per_set", "batch", "seeds_per_estimator")
 
 
 def mean_of(comparisons: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -90,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="sequences per batch (gpt2 default 16)")
     p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (gpt2 default 16)")
     p.add_argument("--sets", type=int, default=None, help="only the first N embedded sets")
+    p.add_argument("--probe-dir", type=Path, default=None,
+                   help="a local causal-LM directory (e.g. a pretrained model) as the probe; the sets' prepared "
+                        "texts (results/data) are encoded by its own tokenizer (batches 16 x 16 unless given)")
+    p.add_argument("--fast-options", default=None,
+                   help='JSON merged into task2vec.fast for the fast runs, e.g. \'{"head_fit": "exact"}\'')
+    p.add_argument("--reuse-paper", type=Path, default=None,
+                   help="take the paper runs' alignment values from this earlier report of the same run "
+                        "(probe, sets, batches, seeds) instead of recomputing them")
     args = p.parse_args(argv)
     if args.seeds < 2:
         raise SystemExit("--seeds must be at least 2 (the noise ceiling compares paper with itself)")
@@ -98,16 +132,27 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     base = Task2VecConfig.from_dict(config["task2vec"])
     sets = study.embedding_sets(config)[: args.sets]
-    model, base = probe_and_config(args, base)
+    model, base, tokenizer = probe_and_config(args, base)
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id
     offsets = [i * SEED_STRIDE for i in range(args.seeds)]
+    identity = {"probe": args.probe if not args.probe_dir else "dir", "probe_dir": str(args.probe_dir or ""),
+                "probe_seed": args.probe_seed if args.probe != "default" and not args.probe_dir else None,
+                "sets": [es.label for es in sets], "batches_per_set": base.num_batches,
+                "batch": [base.batch_size, base.seq_len], "seeds_per_estimator": args.seeds}
+    reused: dict[str, list[float]] = {}
+    if args.reuse_paper:
+        old = json.loads(args.reuse_paper.read_text())
+        differ = [k for k in SAME_RUN_KEYS if old.get(k) != identity[k]]
+        if differ:
+            raise SystemExit(f"--reuse-paper {args.reuse_paper}: not the same run ({', '.join(differ)} differ)")
+        reused = {r: v for r, v in old["alignment"].items() if r.startswith("paper_")}
     runs = {f"{est}_seed{i}": (dataclasses.replace(base, estimator=est), off)
-            for est in ("paper", "fast") for i, off in enumerate(offsets)}
+            for est in ("paper", "fast") for i, off in enumerate(offsets) if f"{est}_seed{i}" not in reused}
     emb: dict[str, dict[str, np.ndarray]] = {r: {} for r in runs}
     seconds: dict[str, list[float]] = {r: [] for r in runs}
     started = time.perf_counter()
     for es in sets:
-        split = TokenizedSplit.load(args.results / "tokens" / es.dataset / f"{es.split}.npz", name=es.label)
+        split = set_tokens(args, es, tokenizer)
         seed = study.derived_seed(config, "task2vec", es.dataset, es.split)
         batches = sample_segment_batches(split, base.num_batches, base.batch_size, base.seq_len, seed=seed, pad_id=int(pad))
         for name, (cfg, off) in runs.items():
@@ -119,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = list(itertools.combinations(labels, 2))
     values = {r: np.array([alignment(emb[r][a], emb[r][b], kind=base.distance, bootstrap=0).value for a, b in pairs])
               for r in runs}
+    values.update({r: np.array(v) for r, v in reused.items()})
 
     def compare(a: str, b: str) -> dict[str, float]:
         return {"spearman": float(stats.spearmanr(values[a], values[b]).statistic),
@@ -134,13 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     mean_cross = float(np.mean([c["spearman"] for c in cross.values()]))
     report: dict[str, Any] = {
         "what": "Spearman of the alignment coefficients of every pair of the default study's embedded sets",
-        "probe": args.probe,
-        "probe_seed": args.probe_seed if args.probe != "default" else None,
-        "sets": labels,
+        **identity,
+        "fast_options": base.options_for("fast").to_dict(),
+        "paper_reused_from": str(args.reuse_paper) if args.reuse_paper else None,
         "n_pairs": len(pairs),
-        "seeds_per_estimator": args.seeds,
-        "batches_per_set": base.num_batches,
-        "batch": [base.batch_size, base.seq_len],
         "noise_ceiling": ceiling,
         "noise_ceiling_pairs": ceilings,
         "fast_vs_paper": cross,
@@ -154,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "pairs": [list(pq) for pq in pairs],
         "alignment": {r: v.round(6).tolist() for r, v in values.items()},
+        "vocab_size": int(model.get_output_embeddings().weight.shape[0]),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
     }
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report[k] for k in ("noise_ceiling", "fast_vs_paper_mean_spearman",

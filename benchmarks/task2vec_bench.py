@@ -305,24 +305,19 @@ def run_probe(
         seed = study.derived_seed(config, "task2vec", es.dataset, es.split)
         batches = sample_segment_batches(split, num_batches, cfg.batch_size, cfg.seq_len, seed=seed, pad_id=pad_id)
         tokens_per_batch += [b.num_tokens for b in batches]
-        rows: dict[str, list[np.ndarray]] = {v.label: [] for v in variants}
-        # Paired timing: per batch, the floor pass, every variant on that batch alone
-        # (first_index=k: the same seeds and rows as one call on the whole list), then
-        # the floor again; the batch's floor is the mean of the two passes around it,
-        # so a load change during the run moves both sides of each ratio alike.
-        for k, batch in enumerate(batches):
-            before = {d: floor_pass(model, batch, body_autocast(device, d)) for d in floor_dtypes}
-            for v in variants:
-                res = embed_batches(model, [batch], v.cfg, seed=seed + v.seed_offset, progress=False,
-                                    first_index=k, strict=False)
-                sync(device)
-                seconds[v.label] += res.seconds_per_batch
-                rows[v.label].append(res.embeddings)
-            for d in floor_dtypes:
-                after = floor_pass(model, batch, body_autocast(device, d))
-                floors[str(d).removeprefix("torch.")].append((before[d] + after) / 2)
+        # Paired timing: the floor pass of every batch of the set, every variant on the whole
+        # list (one call, as the workflow makes it: per-call work is spread over the set's
+        # batches), then the floor passes again; batch k's floor is the mean of its two
+        # passes, so a load change during the run moves both sides of each ratio alike.
+        before = {d: [floor_pass(model, b, body_autocast(device, d)) for b in batches] for d in floor_dtypes}
         for v in variants:
-            embeddings[v.label][es.label] = np.concatenate(rows[v.label])
+            res = embed_batches(model, batches, v.cfg, seed=seed + v.seed_offset, progress=False, strict=False)
+            sync(device)
+            seconds[v.label] += res.seconds_per_batch
+            embeddings[v.label][es.label] = res.embeddings
+        for d in floor_dtypes:
+            after = [floor_pass(model, b, body_autocast(device, d)) for b in batches]
+            floors[str(d).removeprefix("torch.")] += [(x + y) / 2 for x, y in zip(before[d], after, strict=True)]
         log(f"  [{name}] {es.label}: " + ", ".join(
             f"{v.label} {np.mean(seconds[v.label][-num_batches:]):.3f}s" for v in variants))
 
@@ -346,9 +341,9 @@ def run_probe(
                 "head_fit": v.cfg.options_for("fast").head_fit,
                 "precision": fdt,
                 "floor_ratio": mean_s / float(np.mean(floors[fdt])),
-                # the same batch's fast time over its floor time (the mean of the floor passes
-                # just before and after it), median over batches: robust to a machine whose
-                # load changes during the run
+                # the same batch's fast time over its floor time (the mean of its floor passes
+                # just before and after the set's runs), median over batches: robust to a
+                # machine whose load changes during the run
                 "floor_ratio_paired_median": float(np.median(np.array(seconds[v.label]) / np.array(floors[fdt]))),
             })
         if v.label != "paper" and len(labels) > 2:

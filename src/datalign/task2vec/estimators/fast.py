@@ -23,7 +23,9 @@ class FastOptions(Options):
     head_fit: str = option(
         "frozen",
         "frozen: AdamW replayed on mini-batch head gradients taken once at the probe's head (two head passes "
-        "whatever head_epochs); exact: every step's gradient at the current head, as paper",
+        "whatever head_epochs; at paper's noise ceiling on trained and pretrained probes); exact: every step's "
+        "gradient at the current head, as paper (use it for a randomly initialised probe, whose head moves far "
+        "in the fit: there frozen fell 0.01 below the ceiling, README 'Agreement')",
         enum=HEAD_FITS,
     )
     precision: str = option(
