@@ -157,8 +157,10 @@ class LoraOptions:
         linear = {name: module for name, module in model.named_modules()
                   if isinstance(module, torch.nn.Linear | Conv1D)}
         head = model.get_output_embeddings()
+        matched: list[str] = []
         for target in targets:
             hits = [name for name in linear if name == target or name.endswith("." + target)]
+            matched += hits
             if not hits:
                 leaves = sorted({name.rsplit(".", 1)[-1] for name in linear})
                 raise ConfigError(f"{where}.target_modules: '{target}' matches no linear layer of the policy "
@@ -166,8 +168,7 @@ class LoraOptions:
             if head is not None and any(linear[name] is head for name in hits):
                 raise ConfigError(f"{where}.target_modules: '{target}' is the output head; TRL computes "
                                   f"log-probabilities from its weight directly, so an adapter there never trains")
-        conv1d = any(isinstance(linear[name], Conv1D) for name in linear
-                     if any(name == t or name.endswith("." + t) for t in targets))
+        conv1d = any(isinstance(linear[name], Conv1D) for name in matched)
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=list(targets),
                           bias="none", task_type="CAUSAL_LM", fan_in_fan_out=conv1d)
 
@@ -690,6 +691,11 @@ def lent_base(base: PreTrainedModel) -> Iterator[PreTrainedModel]:
         state.restore(base)
 
 
+def saved_adapter(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` holds a LoRA run's adapter (peft's ``adapter_config.json``), not a full checkpoint."""
+    return (Path(run_dir) / "adapter_config.json").is_file()
+
+
 @contextlib.contextmanager
 def trained_policy(
     run_dir: str | os.PathLike, base: PreTrainedModel | None = None, dtype: str | None = None
@@ -705,7 +711,7 @@ def trained_policy(
     is made.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "adapter_config.json").is_file():
+    if not saved_adapter(run_dir):
         model = load_model(run_dir, dtype=dtype)
         try:
             yield model
@@ -1149,6 +1155,7 @@ __all__ = [
     "resolve_max_length",
     "run_preference_job",
     "run_preference_jobs",
+    "saved_adapter",
     "train_many",
     "train_preference",
     "trained_policy",

@@ -351,7 +351,7 @@ def evaluate_policy_dir(
     from datalign.core.io import read_json
     from datalign.lm.models import load_model
     from datalign.lm.tokenizer import load_tokenizer
-    from datalign.training.preference import trained_policy
+    from datalign.training.preference import saved_adapter, trained_policy
 
     log_file = Path(policy_dir) / "train_log.json"
     options = read_json(log_file).get("options", {}) if log_file.is_file() else {}
@@ -360,7 +360,7 @@ def evaluate_policy_dir(
     device = torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
     reference = load_model(reference_dir).to(device)
     tokenizer = load_tokenizer(policy_dir)
-    lora = (Path(policy_dir) / "adapter_config.json").is_file()
+    lora = saved_adapter(policy_dir)
     with trained_policy(policy_dir, base=reference) as policy:
         result = evaluate_preferences(
             policy.to(device), None if lora else reference, tokenizer, pairs, beta=beta,

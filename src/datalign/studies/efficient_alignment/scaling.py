@@ -228,6 +228,7 @@ class PlateauFit:
 def _derive(reading: str, params: np.ndarray, cov: np.ndarray, x: np.ndarray,
             y: np.ndarray) -> PlateauFit:
     r, a, b = (float(v) for v in params)
+    n_x = int(np.unique(x).size)
     x90, x95 = fraction_of_gain_x(b, 0.90), fraction_of_gain_x(b, 0.95)
     x_max = float(x.max())
     plateau = x95 <= x_max
@@ -248,7 +249,7 @@ def _derive(reading: str, params: np.ndarray, cov: np.ndarray, x: np.ndarray,
         x_90=x90 if plateau else None, x_95=x95 if plateau else None,
         saving=X_MAX - x95 if plateau else None,
         x_90_extrapolated=x90, x_95_extrapolated=x95, stderr=stderr,
-        n_x=int(np.unique(x).size), shape_tested=bool(np.unique(x).size > MIN_DISTINCT_X_FOR_SHAPE),
+        n_x=n_x, shape_tested=n_x > MIN_DISTINCT_X_FOR_SHAPE,
     )
 
 
