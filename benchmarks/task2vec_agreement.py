@@ -93,8 +93,10 @@ def set_tokens(args: argparse.Namespace, es: Any, tokenizer: Any) -> TokenizedSp
     return tokenize_texts(tokenizer, read_split(args.results / "data" / es.dataset, es.split), name=es.label)
 
 
-#: What a reused report must share with this run for its paper values to be comparable.
-SAME_RUN_KEYS = ("probe", "probe_seed", "probe_dir", "sets", "batches_per_set", "batch", "seeds_per_estimator")
+#: What a reused report must share with this run for its paper values to be comparable. Not the
+#: number of seeds: run i has seed offset i * SEED_STRIDE in any report, so a report with fewer
+#: seeds lends the runs it has and the others are computed.
+SAME_RUN_KEYS = ("probe", "probe_seed", "probe_dir", "sets", "batches_per_set", "batch")
 
 
 def mean_of(comparisons: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -145,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         differ = [k for k in SAME_RUN_KEYS if old.get(k) != identity[k]]
         if differ:
             raise SystemExit(f"--reuse-paper {args.reuse_paper}: not the same run ({', '.join(differ)} differ)")
-        reused = {r: v for r, v in old["alignment"].items() if r.startswith("paper_")}
+        reused = {r: v for r, v in old["alignment"].items() if r.startswith("paper_") and int(r.rsplit("seed", 1)[1]) < args.seeds}
     runs = {f"{est}_seed{i}": (dataclasses.replace(base, estimator=est), off)
             for est in ("paper", "fast") for i, off in enumerate(offsets) if f"{est}_seed{i}" not in reused}
     emb: dict[str, dict[str, np.ndarray]] = {r: {} for r in runs}

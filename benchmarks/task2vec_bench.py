@@ -34,7 +34,6 @@ import platform
 import subprocess
 import sys
 import time
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ from datalign.studies import load_config  # noqa: E402
 from datalign.studies.alignment import plan as study  # noqa: E402
 from datalign.task2vec import Task2VecConfig, embed_batches, embedding_size  # noqa: E402
 from datalign.task2vec.coefficients import alignment  # noqa: E402
-from datalign.task2vec.fast import body_autocast, compute_dtype  # noqa: E402
+from datalign.task2vec.fast import body_autocast, pass_dtypes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,11 +119,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def floor_pass(model: torch.nn.Module, batch: SequenceBatch, autocast: AbstractContextManager[Any]) -> float:
+def floor_pass(model: torch.nn.Module, batch: SequenceBatch,
+               dtypes: tuple[torch.dtype, torch.dtype] = (torch.float32, torch.float32)) -> float:
     """Seconds of one plain forward+backward pass over ``batch`` (the floor).
 
     Next-token cross-entropy over real targets (pads labelled -100), every
     parameter requiring a gradient, dropout off; the model's flags are restored.
+    ``dtypes = (body, head)`` (:func:`datalign.task2vec.fast.pass_dtypes`): the
+    body runs under autocast to the first, the output head's product takes
+    operands in the second (float32 accumulation), as ``fast`` runs them.
     """
     device = next(model.parameters()).device
     ids = batch.input_ids.to(device)
@@ -132,22 +135,56 @@ def floor_pass(model: torch.nn.Module, batch: SequenceBatch, autocast: AbstractC
     labels = ids.masked_fill(mask == 0, -100)
     flags = [(p, p.requires_grad) for p in model.parameters()]
     training = model.training
+    body, head = dtypes
+    out = model.get_output_embeddings()
+    forward = out.forward
+    if head != body:  # the head alone under autocast to its dtype (the body's autocast is turned off in it)
+        def head_forward(x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device_type=device.type, dtype=head, enabled=head != torch.float32):
+                return forward(x)
+        out.forward = head_forward
     model.eval()
     for p, _ in flags:
         p.requires_grad_(True)
     try:
         sync(device)
         start = time.perf_counter()
-        with autocast:
+        with body_autocast(device, body):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
         loss.backward()
         sync(device)
         return time.perf_counter() - start
     finally:
+        out.forward = forward
         for p, flag in flags:
             p.grad = None
             p.requires_grad_(flag)
         model.train(training)
+
+
+def minibatch_floor_pass(model: torch.nn.Module, batch: SequenceBatch, dtypes: tuple[torch.dtype, torch.dtype],
+                         minibatch: int) -> float:
+    """Seconds of one plain forward+backward pass per Fisher mini-batch of ``minibatch`` sequences, summed.
+
+    The Fisher of both estimators squares each mini-batch's own gradient, so
+    any estimator of it runs the body once per mini-batch: on short batches
+    the smaller matrix products make this floor higher than :func:`floor_pass`.
+    """
+    n = batch.input_ids.shape[0]
+    parts = [SequenceBatch(input_ids=batch.input_ids[i:i + minibatch], attention_mask=batch.attention_mask[i:i + minibatch])
+             for i in range(0, n, minibatch)]
+    return sum(floor_pass(model, part, dtypes) for part in parts)
+
+
+def floor_dtypes(device: torch.device, cfg: Task2VecConfig) -> tuple[torch.dtype, torch.dtype]:
+    """``(body, head)`` dtypes of ``cfg``'s ``fast`` estimator on ``device``: those its floor pass runs in."""
+    return pass_dtypes(device, precision(cfg))
+
+
+def floor_label(dtypes: tuple[torch.dtype, torch.dtype]) -> str:
+    """``body`` or ``body/head`` (e.g. ``float32/bfloat16``): the key of a floor time in the JSON."""
+    body, head = (str(d).removeprefix("torch.") for d in dtypes)
+    return body if body == head else f"{body}/{head}"
 
 
 def measure_memory(
@@ -155,10 +192,10 @@ def measure_memory(
 ) -> dict[str, float | None]:
     """Peak memory growth (MiB) of one floor pass and one embedding per variant, on ``batch``."""
     out: dict[str, float | None] = {}
-    dtype = compute_dtype(device, precision(variants[1].cfg))
-    floor_pass(model, batch, body_autocast(device, dtype))  # warm-up: one-time allocations are not counted
+    dtypes = floor_dtypes(device, variants[1].cfg)
+    floor_pass(model, batch, dtypes)  # warm-up: one-time allocations are not counted
     with PeakMemory(device) as mem:
-        floor_pass(model, batch, body_autocast(device, dtype))
+        floor_pass(model, batch, dtypes)
     out["floor"] = None if mem.bytes is None else mem.bytes / 2**20
     for v in variants:
         with PeakMemory(device) as mem:
@@ -294,10 +331,12 @@ def run_probe(
     :func:`memory_usage`, and only copied into the result.
     """
     cfg = base
-    floor_dtypes = {compute_dtype(device, precision(v.cfg)) for v in variants if v.cfg.estimator == "fast"}
-    floor_dtypes.add(compute_dtype(device, precision(base)))
+    kinds = {floor_dtypes(device, v.cfg) for v in variants if v.cfg.estimator == "fast"}
+    base_kind = floor_dtypes(device, base)
+    kinds |= {base_kind, (torch.float32, torch.float32)}  # float32: the floor of issue 14's table
     seconds: dict[str, list[float]] = {v.label: [] for v in variants}
-    floors: dict[str, list[float]] = {str(d).removeprefix("torch."): [] for d in floor_dtypes}
+    floors: dict[str, list[float]] = {floor_label(d): [] for d in kinds}
+    minibatch_floors: list[float] = []
     embeddings: dict[str, dict[str, np.ndarray]] = {v.label: {} for v in variants}
     tokens_per_batch: list[int] = []
     for es in sets:
@@ -309,15 +348,18 @@ def run_probe(
         # list (one call, as the workflow makes it: per-call work is spread over the set's
         # batches), then the floor passes again; batch k's floor is the mean of its two
         # passes, so a load change during the run moves both sides of each ratio alike.
-        before = {d: [floor_pass(model, b, body_autocast(device, d)) for b in batches] for d in floor_dtypes}
+        before = {d: [floor_pass(model, b, d) for b in batches] for d in kinds}
+        mb_before = [minibatch_floor_pass(model, b, base_kind, cfg.head_minibatch) for b in batches]
         for v in variants:
             res = embed_batches(model, batches, v.cfg, seed=seed + v.seed_offset, progress=False, strict=False)
             sync(device)
             seconds[v.label] += res.seconds_per_batch
             embeddings[v.label][es.label] = res.embeddings
-        for d in floor_dtypes:
-            after = [floor_pass(model, b, body_autocast(device, d)) for b in batches]
-            floors[str(d).removeprefix("torch.")] += [(x + y) / 2 for x, y in zip(before[d], after, strict=True)]
+        for d in kinds:
+            after = [floor_pass(model, b, d) for b in batches]
+            floors[floor_label(d)] += [(x + y) / 2 for x, y in zip(before[d], after, strict=True)]
+        mb_after = [minibatch_floor_pass(model, b, base_kind, cfg.head_minibatch) for b in batches]
+        minibatch_floors += [(x + y) / 2 for x, y in zip(mb_before, mb_after, strict=True)]
         log(f"  [{name}] {es.label}: " + ", ".join(
             f"{v.label} {np.mean(seconds[v.label][-num_batches:]):.3f}s" for v in variants))
 
@@ -336,7 +378,7 @@ def run_probe(
             "speedup": paper_s / mean_s,
         }
         if v.cfg.estimator == "fast":
-            fdt = str(compute_dtype(device, precision(v.cfg))).removeprefix("torch.")
+            fdt = floor_label(floor_dtypes(device, v.cfg))
             entry.update({
                 "head_fit": v.cfg.options_for("fast").head_fit,
                 "precision": fdt,
@@ -345,7 +387,12 @@ def run_probe(
                 # just before and after the set's runs), median over batches: robust to a
                 # machine whose load changes during the run
                 "floor_ratio_paired_median": float(np.median(np.array(seconds[v.label]) / np.array(floors[fdt]))),
+                "floor_ratio_paired_median_float32": float(
+                    np.median(np.array(seconds[v.label]) / np.array(floors["float32"]))),
             })
+            if fdt == floor_label(base_kind):
+                entry["minibatch_floor_ratio_paired_median"] = float(
+                    np.median(np.array(seconds[v.label]) / np.array(minibatch_floors)))
         if v.label != "paper" and len(labels) > 2:
             rho = stats.spearmanr(aligns["paper"], aligns[v.label])
             entry["spearman"] = float(rho.statistic)
@@ -353,7 +400,7 @@ def run_probe(
             entry["max_abs_alignment_difference"] = float(np.max(np.abs(aligns["paper"] - aligns[v.label])))
         out_variants[v.label] = entry
     main = out_variants["fast"]
-    base_dtype = str(compute_dtype(device, precision(base))).removeprefix("torch.")
+    base_dtype = floor_label(floor_dtypes(device, base))
     return {
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "embedding_size": embedding_size(model, cfg),
@@ -369,6 +416,7 @@ def run_probe(
         "seconds_per_embedding": {"paper": paper_s, "fast": main["seconds_per_embedding"]},
         "floor_seconds": float(np.mean(floors[base_dtype])),
         "floor_seconds_by_precision": {k: float(np.mean(x)) for k, x in floors.items()},
+        "minibatch_floor_seconds": float(np.mean(minibatch_floors)),
         "peak_memory_mib": {
             "paper": memory.get("paper"),
             "fast": memory.get("fast"),
@@ -377,6 +425,8 @@ def run_probe(
         "speedup": main["speedup"],
         "floor_ratio": main["floor_ratio"],
         "floor_ratio_paired_median": main["floor_ratio_paired_median"],
+        "floor_ratio_paired_median_float32": main["floor_ratio_paired_median_float32"],
+        "minibatch_floor_ratio_paired_median": main["minibatch_floor_ratio_paired_median"],
         "spearman": main.get("spearman"),
         "variants": out_variants,
         "alignment": {v.label: aligns[v.label].tolist() for v in variants},
@@ -456,19 +506,26 @@ def machine(device: torch.device) -> dict[str, Any]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    head = f"{'probe':8} {'run':15} {'s/embedding':>12} {'speedup':>8} {'floor_ratio':>11} {'spearman':>9} {'peak MiB':>9}"
+    """One row per run: seconds, speed-up over paper, fast / floor (mean; paired median against the floor
+    in fast's precisions, the float32 floor and the per-mini-batch floor), Spearman against paper, memory."""
+    head = (f"{'probe':13} {'run':15} {'s/embedding':>12} {'speedup':>8} {'/floor':>7} {'paired':>7} "
+            f"{'/f32':>6} {'/minib':>7} {'spearman':>9} {'peak MiB':>9}")
     print(head)
     print("-" * len(head))
+
+    def num(x: float | None, fmt: str = ".2f") -> str:
+        return "" if x is None else format(x, fmt)
+
     for probe, r in report["probes"].items():
         for label, v in r["variants"].items():
-            fr = v.get("floor_ratio")
-            sp = v.get("spearman")
-            mem = v.get("peak_memory_mib")
-            print(f"{probe:8} {label:15} {v['seconds_per_embedding']:12.3f} {v['speedup']:8.2f} "
-                  f"{'' if fr is None else f'{fr:.2f}':>11} {'' if sp is None else f'{sp:.3f}':>9} "
-                  f"{'' if mem is None else f'{mem:.0f}':>9}")
-        print(f"{probe:8} {'floor':15} {r['floor_seconds']:12.3f} {'':>8} {'1.00':>11} {'':>9} "
-              f"{'' if r['peak_memory_mib']['floor'] is None else format(r['peak_memory_mib']['floor'], '.0f'):>9}")
+            print(f"{probe:13} {label:15} {v['seconds_per_embedding']:12.3f} {v['speedup']:8.2f} "
+                  f"{num(v.get('floor_ratio')):>7} {num(v.get('floor_ratio_paired_median')):>7} "
+                  f"{num(v.get('floor_ratio_paired_median_float32')):>6} "
+                  f"{num(v.get('minibatch_floor_ratio_paired_median')):>7} {num(v.get('spearman'), '.3f'):>9} "
+                  f"{num(v.get('peak_memory_mib'), '.0f'):>9}")
+        print(f"{probe:13} {'floor':15} {r['floor_seconds']:12.3f} {'':>8} {'1.00':>7} {'':>7} {'':>6} {'':>7} {'':>9} "
+              f"{num(r['peak_memory_mib']['floor'], '.0f'):>9}")
+        print(f"{probe:13} {'minibatch floor':15} {r['minibatch_floor_seconds']:12.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:

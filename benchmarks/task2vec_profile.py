@@ -32,7 +32,6 @@ import task2vec_bench as bench  # noqa: E402
 
 from datalign.studies import load_config  # noqa: E402
 from datalign.task2vec import Task2VecConfig, get_estimator  # noqa: E402
-from datalign.task2vec.fast import body_autocast, compute_dtype  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,11 +53,11 @@ def profile_probe(name: str, args: argparse.Namespace, config: dict[str, Any], b
     sets = bench.study.embedding_sets(config)
     batch = bench.first_batch(argparse.Namespace(config=args.config, results=args.results), sets, cfg, int(pad))
     est = get_estimator("fast")
-    dtype = compute_dtype(device, bench.precision(cfg))
+    dtypes = bench.floor_dtypes(device, cfg)
     runs = {"fast": lambda: est.estimate(model, batch, cfg, seed=1),
-            "floor": lambda: bench.floor_pass(model, batch, body_autocast(device, dtype))}
+            "floor": lambda: bench.floor_pass(model, batch, dtypes)}
     entry: dict[str, Any] = {"batch": list(batch.input_ids.shape), "tokens": batch.num_tokens,
-                             "precision": str(dtype).removeprefix("torch.")}
+                             "precision": bench.floor_label(dtypes)}
     for label, fn in runs.items():
         fn()  # warm-up
         walls = []

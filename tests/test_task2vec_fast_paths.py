@@ -4,7 +4,9 @@
   against the closed form) and, given the same uniforms, draws what the
   one-level inverse CDF draws;
 - the head fit in row blocks and from a separate source head is AdamW written
-  out by hand; its bfloat16 products move the head as float32 does;
+  out by hand; its bfloat16 products move the head as float32 does, and
+  the Fisher pass's bfloat16 head products move the embedding far less than
+  another Monte Carlo seed;
 - the input embedding's gradient gathered from its output's gradient (with a
   padding row) and the Fisher pass over chunks of mini-batches equal autograd
   through the model.
@@ -17,14 +19,14 @@ import dataclasses
 import pytest
 import torch
 
-from datalign.task2vec import Task2VecConfig
+from datalign.task2vec import Task2VecConfig, embed_batches, normalized_cosine
 from datalign.task2vec import fast as fast_module
 from datalign.task2vec.fast import (
     FastEstimator,
     LinearHead,
-    fit_dtype,
     fit_head_frozen,
     frozen_schedule,
+    head_dtype,
     sample_labels,
 )
 
@@ -132,13 +134,34 @@ def test_bfloat16_fit_moves_the_head_as_the_float32_fit_does():
     assert rel < 0.02, rel
     # which dtype the estimator picks
     cpu = torch.device("cpu")
-    assert fit_dtype(cpu, "float32", torch.float32) == torch.float32
-    assert fit_dtype(cpu, "bfloat16", torch.float32) == torch.bfloat16
-    assert fit_dtype(cpu, "bfloat16", torch.float64) == torch.float64  # a float64 probe stays exact
-    assert fit_dtype(cpu, "auto", torch.float32) == (torch.bfloat16 if fast_module.native_bfloat16(cpu) else torch.float32)
+    assert head_dtype(cpu, "float32", torch.float32) == torch.float32
+    assert head_dtype(cpu, "bfloat16", torch.float32) == torch.bfloat16
+    assert head_dtype(cpu, "bfloat16", torch.float64) == torch.float64  # a float64 probe stays exact
+    assert head_dtype(cpu, "auto", torch.float32) == (torch.bfloat16 if fast_module.native_bfloat16(cpu) else torch.float32)
 
 
 # ---------------------------------------------------------------- the Fisher pass
+
+
+def test_bfloat16_head_products_move_the_embedding_far_less_than_another_seed(monkeypatch):
+    """``precision: auto`` on a device with native bfloat16 products takes the Fisher pass's
+    head products (logits, dL/dh, the tied matrix's output-side gradient) in bfloat16: the
+    embedding moves by a few % of what another Monte Carlo seed moves it."""
+    model = probe(tied=True, scale=0.3)
+    batch = batches_from((1, VOCAB), num_batches=1, batch_size=16)[0]
+
+    def embedding(precision, seed):
+        opts = {**CFG.options_for("fast").to_dict(), "precision": precision}
+        cfg = dataclasses.replace(CFG, options={**CFG.options, "fast": opts})
+        return embed_batches(model, [batch], cfg, seed=seed, progress=False, strict=False).embeddings[0]
+
+    full = embedding("float32", 1)
+    other_seed = normalized_cosine(full, embedding("float32", 2))
+    monkeypatch.setattr(fast_module, "native_bfloat16", lambda device: True)
+    assert head_dtype(torch.device("cpu"), "auto", torch.float32) == torch.bfloat16
+    assert fast_module.compute_dtype(torch.device("cpu"), "auto") == torch.float32  # the body stays float32
+    bf16 = normalized_cosine(full, embedding("auto", 1))
+    assert 0 < bf16 < 0.1 * other_seed, (bf16, other_seed)
 
 
 @pytest.mark.parametrize("tied", [True, False])

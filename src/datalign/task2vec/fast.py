@@ -30,11 +30,13 @@ body forward that serves both the head fit and the Fisher pass:
      The softmax gradients of the whole batch are held (up to
      ``FROZEN_FIT_BYTES``; above it the normalisers come first and the logits
      are recomputed per block of rows, one head forward more), and the replay
-     runs per block of vocabulary rows (``REPLAY_BLOCK_BYTES``), so no
-     (V, d) gradient per mini-batch and no (V, d) AdamW state is ever whole.
+     runs in place on cache-sized blocks of vocabulary rows
+     (``REPLAY_BLOCK_BYTES``, buffers reused from block to block), so no
+     (V, d) gradient per mini-batch and no (V, d) AdamW state is ever whole,
+     and each block's steps read and write the cache, not memory.
      These two products (logits at the probe's head, gradients) take bfloat16
      operands where the device multiplies them natively (CUDA; a CPU with
-     AVX512-BF16 or AMX), float32 accumulation (:func:`fit_dtype`): they only
+     AVX512-BF16 or AMX), float32 accumulation (:func:`head_dtype`): they only
      steer AdamW, which divides each coordinate's step by the root of its own
      second moment, and the fitted head moved by them differs from the float32
      fit by under 2% of its displacement (tests/test_task2vec_fast_paths.py),
@@ -89,14 +91,17 @@ What differs from ``paper``, and why it measures the same thing:
   ``sub_seed(seed, "labels")``) drive the shuffles and the labels, but the
   label sampler is inverse CDF, not ``torch.multinomial``, so the Monte Carlo
   draws differ: the two agree in distribution, not draw by draw.
-- **Precision.** ``precision: auto`` uses bfloat16 matrix products on a
-  CUDA device that has them (the body under autocast, the head's products
-  with bfloat16 operands) and float32 elsewhere, except the head fit's two
-  products, bfloat16 wherever it is native (step 2); ``bfloat16`` asks for
-  all of them on any device (a CPU with AVX512-BF16 or AMX runs them several
-  times faster); ``float32`` for none.
-  The head weights, AdamW's state, the softmax and the Fisher sums stay in
-  float32 (float64 for a float64 probe). ``paper`` runs in the probe's dtype.
+- **Precision.** ``precision: auto`` (:func:`pass_dtypes`): every product
+  with the (V, d) head (the fit's two, and the Fisher pass's logits, ``G W'``
+  and ``G^T h``) takes bfloat16 operands wherever the device multiplies them
+  natively (CUDA; a CPU with AVX512-BF16 or AMX, where they run 2-4x faster
+  than float32), with float32 accumulation; the body runs under bfloat16
+  autocast on such a CUDA device and in float32 on a CPU. ``bfloat16`` asks
+  for all of them on any device; ``float32`` for none. The head weights,
+  AdamW's state, the softmax and the Fisher sums stay in float32 (float64 for
+  a float64 probe). On the test probe the bfloat16 head products move an
+  embedding by 3% of what another Monte Carlo seed moves it
+  (tests/test_task2vec_fast_paths.py). ``paper`` runs in the probe's dtype.
 
 Cost, in passes over the batch (one pass = the forward or the backward of the
 body or of the head): the floor, a plain forward+backward, is ``3 body +
@@ -156,10 +161,12 @@ FROZEN_FIT_BYTES = 1 << 30
 # mini-batches together (at least one) as fit, for larger, faster products.
 FISHER_CHUNK_BYTES = 64 << 20
 # Bytes of the working set of one block of vocabulary rows in the replayed
-# AdamW (weights, two moments, one gradient per mini-batch): bounds its memory.
-# (Cache-sized blocks were no faster: many small multi-threaded calls each pay
-# the thread pool's wake-up, which on a loaded machine is a scheduler slice.)
-REPLAY_BLOCK_BYTES = 256 << 20
+# AdamW (weights, two moments, one gradient per mini-batch). Sized for the last
+# level cache: each block's ``head_epochs x B`` fused steps then read and write
+# cache, not memory (GPT-2's 38.6M head coefficients, 10 steps, 2 threads: 0.10 s
+# against 0.27 s for 256 MiB blocks; 1 MiB blocks pay the thread pool's wake-up
+# per call and were slower again).
+REPLAY_BLOCK_BYTES = 8 << 20
 # Vocabulary entries per block of the two-level inverse-CDF label sampler, used
 # above TWO_LEVEL_BLOCKS blocks (below, one cumulative sum over the row is cheaper).
 SAMPLE_BLOCK = 1024
@@ -171,7 +178,7 @@ _TINY = torch.finfo(torch.float32).tiny
 
 
 def compute_dtype(device: torch.device, precision: str) -> torch.dtype:
-    """The dtype of the body's forward and the Fisher pass's products on ``device`` (``task2vec.fast.precision``).
+    """The dtype of the body's forward and backward on ``device`` (``task2vec.fast.precision``).
 
     ``auto``: bfloat16 on a CUDA device that supports it, float32 elsewhere;
     ``bfloat16`` / ``float32``: as named.
@@ -199,21 +206,33 @@ def native_bfloat16(device: torch.device) -> bool:
     return False
 
 
-def fit_dtype(device: torch.device, precision: str, master: torch.dtype) -> torch.dtype:
-    """The operand dtype of the head fit's products (its logits at the probe's head and its gradients).
+def head_dtype(device: torch.device, precision: str, master: torch.dtype) -> torch.dtype:
+    """The operand dtype of every product with the (V, d) head: the fit's and the Fisher pass's.
 
     bfloat16 where the device has native bfloat16 products (``precision: auto``)
     or when asked (``bfloat16``); the head's own dtype for ``float32`` and for
-    float64 heads. The fit's gradients only steer AdamW, which divides each
-    coordinate's step by the root of its own second moment, so their
-    bfloat16 rounding (relative 2^-9) hardly moves the fitted head (see the
-    tests); the Fisher pass keeps :func:`compute_dtype`.
+    float64 heads. Accumulation is in float32 either way, and the head's
+    weights, AdamW's state, the softmax and the Fisher sums stay in float32.
+    The fit's gradients only steer AdamW, which divides each coordinate's step
+    by the root of its own second moment, so their bfloat16 rounding
+    (relative 2^-9) hardly moves the fitted head (see the tests); in the Fisher
+    pass it perturbs the logits by about 2^-9 of their size, against a
+    Monte Carlo label per position. The body keeps :func:`compute_dtype`.
     """
     if master != torch.float32 or precision == "float32":
         return master
     if precision == "bfloat16":
         return torch.bfloat16
     return torch.bfloat16 if native_bfloat16(device) else master
+
+
+def pass_dtypes(device: torch.device, precision: str, master: torch.dtype = torch.float32) -> tuple[torch.dtype, torch.dtype]:
+    """``(body, head)``: the dtype of the body's forward/backward and the operand dtype of the head's products.
+
+    :func:`compute_dtype` and :func:`head_dtype` for a head held in ``master``;
+    the benchmark's floor pass runs in the same pair.
+    """
+    return compute_dtype(device, precision), head_dtype(device, precision, master)
 
 
 def body_autocast(device: torch.device, dtype: torch.dtype) -> AbstractContextManager[Any]:
@@ -444,10 +463,18 @@ class _AdamWReplay:
         _adamw_step(params, grads, m, v, [], steps, fused=self.fused or None,
                     foreach=False if not self.fused else None, **self.kwargs)
 
-    def run(self, params: list[torch.Tensor], grads: Sequence[list[torch.Tensor]], schedule: Sequence[int]) -> None:
-        """Step ``params`` in place with ``grads[b]`` for every ``b`` of ``schedule``, from fresh moments."""
-        m = [torch.zeros_like(p) for p in params]
-        v = [torch.zeros_like(p) for p in params]
+    def run(self, params: list[torch.Tensor], grads: Sequence[list[torch.Tensor]], schedule: Sequence[int],
+            state: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None) -> None:
+        """Step ``params`` in place with ``grads[b]`` for every ``b`` of ``schedule``, from fresh moments.
+
+        ``state``: buffers of the params' shapes for the two moments, zeroed
+        here and reused (no new memory per block of a replay).
+        """
+        if state is None:
+            state = ([torch.empty_like(p) for p in params], [torch.empty_like(p) for p in params])
+        m, v = state
+        for t in (*m, *v):
+            t.zero_()
         steps = [self._zero(p) for p in params]
         for b in schedule:
             self._step(params, grads[b], m, v, steps)
@@ -514,12 +541,20 @@ def fit_head_frozen(
     per_row = head.weight.element_size() * (d + has_bias) * (3 + len(groups))
     block = max(1, min(V, block_bytes // max(1, per_row)))
     replay = _AdamWReplay(cfg, head.weight)
+    # One set of buffers for every block: the moments and each mini-batch's gradient.
+    shapes = [(block, d)] + ([(block,)] if has_bias else [])
+    state = ([torch.empty(s, dtype=master, device=head.weight.device) for s in shapes],
+             [torch.empty(s, dtype=master, device=head.weight.device) for s in shapes])
+    grad_bufs = [[torch.empty(s, dtype=master, device=head.weight.device) for s in shapes] for _ in groups]
     for first in range(0, V, block):
         r = slice(first, min(V, first + block))
-        # owned copies of the block (the fused kernel is an order of magnitude slower on views)
-        params = [source.weight[r].to(master, copy=True)]
-        if has_bias:
-            params.append(source.bias[r].to(master, copy=True))  # type: ignore[index]
+        rows = r.stop - r.start
+        # The head's own rows, stepped in place (contiguous row blocks: the fused kernel's fast path).
+        params = [head.weight[r]] + ([head.bias[r]] if has_bias else [])  # type: ignore[index]
+        if source is not head:
+            params[0].copy_(source.weight[r])
+            if has_bias:
+                params[1].copy_(source.bias[r])  # type: ignore[index]
         grads: list[list[torch.Tensor]] = []
         for b, (X, y) in enumerate(groups):
             if hold:
@@ -532,13 +567,12 @@ def fit_head_frozen(
                 inside = (y >= r.start) & (y < r.stop)
                 gz[inside.nonzero().squeeze(1), y[inside] - r.start] -= 1.0
                 gz = gz.to(fdt)
-            g = [_mm(gz.T, scaled[b], fdt, master)]
+            g = grad_bufs[b][0][:rows]
+            g.copy_(gz.T.to(fdt) @ scaled[b])
             if has_bias:
-                g.append(gz.sum(dim=0, dtype=master) / ns[b])
-            grads.append(g)
-        replay.run(params, grads, schedule)
-        for whole, part in zip(head.tensors(), params, strict=True):
-            whole[r] = part
+                torch.sum(gz, dim=0, dtype=master, out=grad_bufs[b][1][:rows]).div_(ns[b])
+            grads.append([t[:rows] for t in grad_bufs[b]])
+        replay.run(params, grads, schedule, ([t[:rows] for t in state[0]], [t[:rows] for t in state[1]]))
     return {"head_loss_initial": loss_sum / n_sum, "head_steps": len(schedule)}
 
 
@@ -709,8 +743,9 @@ class FastEstimator:
             hidden = torch.cat([h.detach() for h in states]).to(master)
             valid = real[:, 1:] & real[:, :-1]
             per_seq = [(hidden[i, :-1][valid[i]], ids[i, 1:][valid[i]]) for i in range(ids.shape[0])]
+            fdt = head_dtype(device, opts.precision, master)
             if opts.head_fit == "exact" or cfg.head_epochs == 0:
-                head = LinearHead.copy_of(plan.head, dtype)
+                head = LinearHead.copy_of(plan.head, fdt)
                 info = fit_head_exact(head, per_seq, cfg, shuffle)
             else:
                 first = torch.randperm(len(per_seq), generator=shuffle).tolist()
@@ -719,8 +754,7 @@ class FastEstimator:
                     members = [per_seq[i] for i in first[sl]]
                     groups.append((torch.cat([x for x, _ in members]), torch.cat([y for _, y in members])))
                 schedule = frozen_schedule(len(groups), cfg.head_epochs, shuffle)
-                head = LinearHead.copy_of(plan.head, dtype, copy=False)
-                fdt = fit_dtype(device, opts.precision, master)
+                head = LinearHead.copy_of(plan.head, fdt, copy=False)
                 info = fit_head_frozen(head, groups, schedule, cfg, dtype=fdt, source=plan.source(fdt))
                 info["fit_precision"] = str(fdt).removeprefix("torch.")
             del hidden, per_seq
@@ -851,8 +885,8 @@ def _fisher_pass(
                     if i == tied:  # no input-side trick: the shared matrix's autograd gradient plus the output side
                         g_out = _mm(g_op[part].T, Xd[part] * c, dtype, master)
                         add_square(i, g_out if g is None else g_out.add_(g), own=True)
-                    elif g is not None:
-                        add_square(i, g)
+                    elif g is not None:  # autograd's gradient is ours alone: squared in place
+                        add_square(i, g, own=True)
                 if emb is not None:
                     tokens = ids[slices[k]].reshape(-1)
                     rows_grad = d_emb.reshape(tokens.shape[0], -1).to(master) if d_emb is not None else None

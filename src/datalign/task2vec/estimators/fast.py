@@ -30,8 +30,9 @@ class FastOptions(Options):
     )
     precision: str = option(
         "auto",
-        "matrix products in bfloat16 (auto: on a CUDA device that has it) or float32; softmax, head weights "
-        "and Fisher sums stay float32",
+        "matrix products in bfloat16 or float32 (auto: the output head's products in bfloat16 wherever the "
+        "device has native bfloat16, a CUDA GPU or a CPU with AVX512-BF16/AMX; the body in bfloat16 on such a "
+        "GPU, float32 on a CPU); accumulation, softmax, head weights and Fisher sums stay float32",
         enum=PRECISIONS,
     )
     retain_graph: bool = option(
