@@ -169,8 +169,11 @@ FISHER_CHUNK_BYTES = 64 << 20
 REPLAY_BLOCK_BYTES = 8 << 20
 # Vocabulary entries per block of the two-level inverse-CDF label sampler, used
 # above TWO_LEVEL_BLOCKS blocks (below, one cumulative sum over the row is cheaper).
-SAMPLE_BLOCK = 1024
-TWO_LEVEL_BLOCKS = 8
+# torch's row-wise cumsum is the slow part; 256-entry blocks keep it short: 2048 x 50257
+# probabilities 18 ms against 40 ms with 1024-entry blocks, 2048 x 2048 2.3 ms against 2.6 ms
+# for one cumulative sum over the row (2 threads).
+SAMPLE_BLOCK = 256
+TWO_LEVEL_BLOCKS = 2
 _TINY = torch.finfo(torch.float32).tiny
 
 
