@@ -24,6 +24,7 @@ from datalign.task2vec import fast as fast_module
 from datalign.task2vec.fast import (
     FastEstimator,
     LinearHead,
+    fit_head_exact,
     fit_head_frozen,
     frozen_schedule,
     head_dtype,
@@ -141,6 +142,25 @@ def test_bfloat16_fit_moves_the_head_as_the_float32_fit_does():
 
 
 # ---------------------------------------------------------------- the Fisher pass
+
+
+def test_exact_fit_with_bfloat16_products_steps_from_the_current_head():
+    """The fused AdamW kernel does not bump the weight's version counter, so the head's cached
+    bfloat16 operand must be dropped after every step: a stale one would take every gradient
+    at the probe's head and hand the probe's head, not the fitted one, to the Fisher pass."""
+    model = probe(tied=False, scale=0.3)
+    batch = batches_from((1, VOCAB), num_batches=1)[0]
+    cfg = Task2VecConfig(head_epochs=3, head_minibatch=3, head_lr=1e-2)
+    feats = cached_features(model, batch)
+    heads = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        heads[dtype] = LinearHead.copy_of(model.lm_head, dtype)
+        fit_head_exact(heads[dtype], feats, cfg, torch.Generator().manual_seed(5))
+    fitted = heads[torch.bfloat16]
+    assert torch.equal(fitted.operand(), fitted.weight.to(torch.bfloat16))
+    step = (heads[torch.float32].weight - model.lm_head.weight).detach()
+    rel = float((fitted.weight - heads[torch.float32].weight).norm() / step.norm())
+    assert rel < 0.05, rel
 
 
 def test_bfloat16_head_products_move_the_embedding_far_less_than_another_seed(monkeypatch):

@@ -354,13 +354,22 @@ class LinearHead:
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
     def operand(self) -> torch.Tensor:
-        """The weight in the products' dtype (the weight itself at full precision), cached."""
+        """The weight in the products' dtype (the weight itself at full precision), cached.
+
+        The cache is keyed on the weight's storage and version counter, and
+        dropped by :meth:`modified`: the fused AdamW kernel writes the weight
+        without bumping its version, so whoever steps it must say so.
+        """
         if self.dtype == self.weight.dtype:
             return self.weight
         key = (self.weight.data_ptr(), self.weight._version)
         if self._cast is None or self._cast[0] != key:
             self._cast = (key, self.weight.to(self.dtype))
         return self._cast[1]
+
+    def modified(self) -> None:
+        """Drop the cached cast: the weight was changed in place (e.g. by a fused optimizer step)."""
+        self._cast = None
 
     def matmul(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``a @ b`` with operands in ``dtype``, the result in the weight's dtype."""
@@ -423,6 +432,7 @@ def fit_head_exact(
             grad, loss = softmax_xent_grad(head.logits(X), y)
             head.set_grads(grad, X)
             opt.step()
+            head.modified()  # the fused step does not bump the weight's version: recast at the next step
             steps += 1
             total += float(loss) * X.shape[0]
             count += X.shape[0]
@@ -576,6 +586,7 @@ def fit_head_frozen(
                 torch.sum(gz, dim=0, dtype=master, out=grad_bufs[b][1][:rows]).div_(ns[b])
             grads.append([t[:rows] for t in grad_bufs[b]])
         replay.run(params, grads, schedule, ([t[:rows] for t in state[0]], [t[:rows] for t in state[1]]))
+    head.modified()
     return {"head_loss_initial": loss_sum / n_sum, "head_steps": len(schedule)}
 
 
@@ -623,6 +634,9 @@ class _ProbePlan:
 
     def source(self, dtype: torch.dtype) -> LinearHead:
         """The probe's head, read in place where its dtype allows, with its cast to ``dtype`` cached."""
+        # Keyed on the probe head's version: enough, as a plan lives in one estimator instance
+        # and embed_batches makes a fresh one per call, over batches of an unchanging probe (a
+        # fused optimizer step on the probe would not bump the version).
         w = self.head.weight.detach()
         master = torch.promote_types(w.dtype, torch.float32)
         kept = self.sources.get(dtype)
