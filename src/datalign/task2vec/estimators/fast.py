@@ -24,8 +24,8 @@ class FastOptions(Options):
         "frozen",
         "frozen: AdamW replayed on mini-batch head gradients taken once at the probe's head (two head passes "
         "whatever head_epochs; at paper's noise ceiling on trained and pretrained probes); exact: every step's "
-        "gradient at the current head, as paper (use it for a randomly initialised probe: on a random GPT-2 frozen "
-        "was 0.003 below the ceiling and exact 0.009 above, a real difference, README 'Agreement')",
+        "gradient at the current head, as paper (use it for long fits, e.g. the paper's 512-sequence batches, where "
+        "frozen drifts; on a random GPT-2 the two agree with paper alike, README 'Agreement')",
         enum=HEAD_FITS,
     )
     precision: str = option(
