@@ -300,6 +300,11 @@ class Variant:
     seed_offset: int = 0
 
 
+def paired_median(seconds: list[float], floors: list[float]) -> float:
+    """Median over batches of a run's time over the same batch's floor time."""
+    return float(np.median(np.array(seconds) / np.array(floors)))
+
+
 def alignment_values(embeddings: dict[str, np.ndarray], labels: list[str], kind: str) -> np.ndarray:
     """alignment(D_i, D_j) = 1 - mean_{a in D_i, b in D_j} d(a, b) over pairs i < j (in order)."""
     return np.array([
@@ -386,13 +391,11 @@ def run_probe(
                 # the same batch's fast time over its floor time (the mean of its floor passes
                 # just before and after the set's runs), median over batches: robust to a
                 # machine whose load changes during the run
-                "floor_ratio_paired_median": float(np.median(np.array(seconds[v.label]) / np.array(floors[fdt]))),
-                "floor_ratio_paired_median_float32": float(
-                    np.median(np.array(seconds[v.label]) / np.array(floors["float32"]))),
+                "floor_ratio_paired_median": paired_median(seconds[v.label], floors[fdt]),
+                "floor_ratio_paired_median_float32": paired_median(seconds[v.label], floors["float32"]),
             })
             if fdt == floor_label(base_kind):
-                entry["minibatch_floor_ratio_paired_median"] = float(
-                    np.median(np.array(seconds[v.label]) / np.array(minibatch_floors)))
+                entry["minibatch_floor_ratio_paired_median"] = paired_median(seconds[v.label], minibatch_floors)
         if v.label != "paper" and len(labels) > 2:
             rho = stats.spearmanr(aligns["paper"], aligns[v.label])
             entry["spearman"] = float(rho.statistic)
@@ -400,7 +403,7 @@ def run_probe(
             entry["max_abs_alignment_difference"] = float(np.max(np.abs(aligns["paper"] - aligns[v.label])))
         out_variants[v.label] = entry
     main = out_variants["fast"]
-    base_dtype = floor_label(floor_dtypes(device, base))
+    base_dtype = floor_label(base_kind)
     return {
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "embedding_size": embedding_size(model, cfg),
