@@ -190,6 +190,24 @@ def test_embedding_is_the_reduced_fisher_of_the_estimator():
         Task2VecConfig(estimator="constant-test")
 
 
+def test_reduce_fisher_matches_float64_means_without_a_float64_copy():
+    from datalign.task2vec import reduce_fisher
+
+    rng = np.random.default_rng(0)
+    # squared-gradient-like values over 8 orders of magnitude, rows as long as GPT-2's vocabulary
+    values = rng.lognormal(-12, 3, size=(6, 50257))
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        fisher = torch.from_numpy(values).to(dtype)
+        exact = fisher.double().numpy().mean(axis=1)  # the same stored numbers, float64 means
+        got = reduce_fisher(fisher)
+        assert got.dtype == torch.float64 and got.shape == (6,)
+        np.testing.assert_allclose(got.numpy(), exact, rtol=1e-6 if dtype != torch.float64 else 1e-12)
+    vector = torch.from_numpy(values[0]).to(torch.bfloat16)
+    np.testing.assert_array_equal(reduce_fisher(vector).numpy(), vector.double().numpy())
+    cube = torch.from_numpy(values[:, :4800].reshape(6, 40, 120)).float()
+    np.testing.assert_allclose(reduce_fisher(cube).numpy(), cube.double().numpy().mean(axis=(1, 2)), rtol=1e-6)
+
+
 def test_result_round_trip(tmp_path):
     res = embed_batches(small_probe(n_layer=1), padded_batches(1), Task2VecConfig(head_epochs=1),
                         seed=0, progress=False)

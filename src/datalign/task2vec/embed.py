@@ -149,7 +149,7 @@ def embed_batches(
         missing = [n for n in names if n not in out.fisher]
         if missing:
             raise TrainingError(f"Task2Vec estimator '{cfg.estimator}' returned no Fisher for {missing[:3]}")
-        row = torch.cat([reduce_fisher(out.fisher[n].to(torch.float64)) for n in names]).numpy()
+        row = torch.cat([reduce_fisher(out.fisher[n]) for n in names]).numpy()
         if not np.all(np.isfinite(row)):
             raise TrainingError(f"Task2Vec: non-finite embedding for batch {start_index + k} (estimator '{cfg.estimator}')")
         seconds.append(time.perf_counter() - start)

@@ -90,12 +90,17 @@ def reduce_fisher(fisher: torch.Tensor) -> torch.Tensor:
     """A parameter's diagonal Fisher as its embedding slice: mean over all axes but the first.
 
     For a weight of shape (n0, n1, ...) the slice has n0 numbers,
-    ``e[i] = mean_{j, ...} F[i, j, ...]``; a 1-D weight is kept as is. (GPT-2's
-    Conv1D weights are (in, out), so their slices have ``in`` numbers.)
+    ``e[i] = mean_{j, ...} F[i, j, ...]``, in float64; a 1-D weight is kept as is.
+    (GPT-2's Conv1D weights are (in, out), so their slices have ``in`` numbers.)
+    The means are taken in the Fisher's own precision, at least float32 (torch's
+    pairwise summation: relative error ~1e-7, below the float32 the embedding is
+    stored in), not on a float64 copy: for a 124M-parameter probe that copy
+    alone is a gigabyte written and read per batch.
     """
-    if fisher.dim() <= 1:
-        return fisher.reshape(-1)
-    return fisher.reshape(fisher.shape[0], -1).mean(dim=1)
+    work = fisher.to(torch.promote_types(fisher.dtype, torch.float32))
+    if work.dim() <= 1:
+        return work.reshape(-1).to(torch.float64)
+    return work.reshape(work.shape[0], -1).mean(dim=1).to(torch.float64)
 
 
 def embedding_size(model: nn.Module, cfg: Task2VecConfig) -> int:
