@@ -533,21 +533,31 @@ def fit_head_frozen(
     loss_sum = 0.0
     softmax_grads: list[torch.Tensor] = []
     lses: list[torch.Tensor] = []
-    for X, y in groups:
-        z = X.to(fdt) @ w0.T
+    if hold:
+        # One product for every mini-batch's logits (the softmax is row-wise): a (n_sum, d) x
+        # (d, V) product is faster than B products of n_b rows each (76 ms -> ~50 ms for two
+        # 120-row mini-batches on the 124M head, bfloat16, 2 threads).
+        z = torch.cat([X.to(fdt) for X, _ in groups]) @ w0.T
         if b0 is not None:
             z += b0
-        rows = torch.arange(len(y), device=z.device)
-        if hold:
-            p = torch.softmax(z, dim=1)
-            loss_sum -= float(p[rows, y].to(master).clamp_min(_TINY).log().sum())
-            p[rows, y] -= 1.0
-            softmax_grads.append(p)
-        else:
+        p_all = torch.softmax(z, dim=1)
+        del z
+        y_all = torch.cat([y for _, y in groups])
+        rows = torch.arange(n_sum, device=p_all.device)
+        loss_sum -= float(p_all[rows, y_all].to(master).clamp_min(_TINY).log().sum())
+        p_all[rows, y_all] -= 1.0
+        softmax_grads = list(p_all.split(ns))  # row views: the block loop reads their columns
+    else:
+        for X, y in groups:
+            z = X.to(fdt) @ w0.T
+            if b0 is not None:
+                z += b0  # as the block loop below adds it, so the normalisers match its logits
             zf = z.to(master)
+            del z
+            rows = torch.arange(len(y), device=zf.device)
             lses.append(torch.logsumexp(zf, dim=1))
             loss_sum += float((lses[-1] - zf[rows, y]).sum())
-        del z
+            del zf
     has_bias = head.bias is not None
     per_row = head.weight.element_size() * (d + has_bias) * (3 + len(groups))
     block = max(1, min(V, block_bytes // max(1, per_row)))
