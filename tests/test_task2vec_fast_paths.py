@@ -184,6 +184,18 @@ def test_bfloat16_head_products_move_the_embedding_far_less_than_another_seed(mo
     assert 0 < bf16 < 0.1 * other_seed, (bf16, other_seed)
 
 
+@pytest.mark.parametrize("head_fit", ["frozen", "exact"])
+def test_each_batch_records_the_precision_of_its_head_products(head_fit):
+    model = probe(tied=True, scale=0.3)
+    batch = batches_from((1, VOCAB), num_batches=1)[0]
+    for precision, expected in (("float32", "float32"), ("bfloat16", "bfloat16")):
+        opts = {**CFG.options_for("fast").to_dict(), "precision": precision, "head_fit": head_fit}
+        cfg = dataclasses.replace(CFG, options={**CFG.options, "fast": opts})
+        per_batch = embed_batches(model, [batch], cfg, seed=1, progress=False, strict=False).metadata["per_batch"]
+        assert per_batch["head_precision"] == [expected] and per_batch["head_fit"] == [head_fit]
+        assert per_batch["precision"] == [precision]  # on a CPU, bfloat16 asks for the body's autocast too
+
+
 @pytest.mark.parametrize("tied", [True, False])
 def test_embedding_gradient_from_its_output_skips_the_padding_row(monkeypatch, tied):
     """With a padding row (whose embedding gets no gradient), the gathered rows equal autograd."""

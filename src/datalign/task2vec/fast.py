@@ -780,7 +780,6 @@ class FastEstimator:
                 schedule = frozen_schedule(len(groups), cfg.head_epochs, shuffle)
                 head = LinearHead.copy_of(plan.head, fdt, copy=False)
                 info = fit_head_frozen(head, groups, schedule, cfg, dtype=fdt, source=plan.source(fdt))
-                info["fit_precision"] = str(fdt).removeprefix("torch.")
             del hidden, per_seq
 
             # 3. Fisher pass through the kept graphs
@@ -791,6 +790,8 @@ class FastEstimator:
             "fisher_minibatches": len(slices),
             "head_fit": opts.head_fit,
             "precision": str(dtype).removeprefix("torch."),
+            # the operands of every product with the (V, d) head, the fit's and the Fisher pass's
+            "head_precision": str(fdt).removeprefix("torch."),
         })
         return BatchFisher(fisher=fisher, info=info)
 
