@@ -144,7 +144,9 @@ if ! alive slurmctld "$CTLD_PID" && ! alive slurmd "$SLURMD_PID"; then
         (( port < ${SLURM_UP_PORT:-6817} + 200 )) || die "no free pair of ports for slurmctld/slurmd"
     done
     node=$(hostname -s)
-    cpus=$(nproc)
+    # The machine's CPUs: GNU nproc also obeys OMP_NUM_THREADS / OMP_THREAD_LIMIT, which a
+    # caller's environment may set for its own process (a 1-CPU node runs jobs one by one).
+    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
     mem_total_mb=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
     # Leave 1 GB to the OS and the daemons; at least 512 MB for jobs.
     real_mb=$(( mem_total_mb > 1536 ? mem_total_mb - 1024 : 512 ))

@@ -100,7 +100,7 @@ def test_rank_table_csv_json(embedded):
                                   table.drop(columns="file"))
 
 
-def test_cli_library_and_workflow_script_agree(embedded, tmp_path):
+def test_cli_library_and_workflow_script_agree(embedded, tmp_path, monkeypatch):
     """Same embeddings and settings: ``datalign align``, the library and workflow/scripts/alignment/alignment.py."""
     out = run("align", "embs/code.npz", "embs/target.npz", "--bootstrap", "100", "--seed", "3", cwd=embedded)
     assert out.returncode == 0, out.stderr
@@ -120,6 +120,9 @@ def test_cli_library_and_workflow_script_agree(embedded, tmp_path):
         output=types.SimpleNamespace(**outputs), log=[], wildcards={}, rule="alignment", threads=1,
         params=types.SimpleNamespace(labels=labels, alignment={"bootstrap": 100, "confidence": 0.95},
                                      distance="normalized_cosine", seed=3))
+    # run_step sets OMP_NUM_THREADS for the job's process: here the test session's, for every
+    # later subprocess (it made the SLURM tests' cluster count 1 CPU); monkeypatch undoes it
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     runpy.run_path(str(REPO / "workflow/scripts/alignment/alignment.py"), init_globals={"snakemake": smk})
     pairs = pd.read_csv(outputs["pairs"])
     value = pairs.set_index(["row", "col"]).loc[("code", "target"), "alignment"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -75,6 +76,15 @@ def test_second_start_reuses_the_running_cluster(slurm_cluster: SlurmCluster) ->
     assert again == slurm_cluster
     assert (slurm_cluster.state_dir / "pids").read_text() == pids
     assert len(pids.split()) == 6  # munged, slurmctld, slurmd with their pids
+
+
+@pytest.mark.slurm
+def test_the_node_has_every_cpu_of_the_machine(slurm_cluster: SlurmCluster) -> None:  # noqa: F811
+    # not what OMP_NUM_THREADS says: GNU nproc obeys it, and a test that ran a workflow
+    # script in-process once left it at 1, so the node ran the SLURM tests' jobs one at a time
+    out = subprocess.run(["sinfo", "-h", "-o", "%c"], env=slurm_cluster.env, capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert out.stdout.split() == [str(len(os.sched_getaffinity(0)))]
 
 
 @pytest.mark.slurm
