@@ -536,12 +536,14 @@ def fit_head_frozen(
     if hold:
         # One product for every mini-batch's logits (the softmax is row-wise): a (n_sum, d) x
         # (d, V) product is faster than B products of n_b rows each (76 ms -> ~50 ms for two
-        # 120-row mini-batches on the 124M head, bfloat16, 2 threads).
-        z = torch.cat([X.to(fdt) for X, _ in groups]) @ w0.T
+        # 120-row mini-batches on the 124M head, bfloat16, 2 threads). The softmax is written
+        # back over the logits one mini-batch at a time, so what is held at once stays the
+        # softmax gradients plus one mini-batch's, as FROZEN_FIT_BYTES budgets.
+        p_all = torch.cat([X.to(fdt) for X, _ in groups]) @ w0.T
         if b0 is not None:
-            z += b0
-        p_all = torch.softmax(z, dim=1)
-        del z
+            p_all += b0
+        for z in p_all.split(ns):
+            z.copy_(torch.softmax(z, dim=1))
         y_all = torch.cat([y for _, y in groups])
         rows = torch.arange(n_sum, device=p_all.device)
         loss_sum -= float(p_all[rows, y_all].to(master).clamp_min(_TINY).log().sum())
