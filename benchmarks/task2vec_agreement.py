@@ -165,6 +165,11 @@ def exchangeability_test(values: dict[str, np.ndarray], paper_runs: list[str], f
             "not_below_ceiling": bool(p >= alpha) if null.size * alpha >= 1 else None}
 
 
+def run_names(estimator: str, seeds: int) -> list[str]:
+    """The report's names of an estimator's runs: ``<estimator>_seed<i>``, run i at seed offset i * SEED_STRIDE."""
+    return [f"{estimator}_seed{i}" for i in range(seeds)]
+
+
 def summarize(values: dict[str, np.ndarray], seeds: int) -> dict[str, Any]:
     """Every agreement statistic of the report from the runs' (pairs,) alignment values."""
     def compare(a: str, b: str) -> dict[str, float]:
@@ -172,8 +177,7 @@ def summarize(values: dict[str, np.ndarray], seeds: int) -> dict[str, Any]:
                 "pearson": float(stats.pearsonr(values[a], values[b]).statistic),
                 "max_abs_difference": float(np.max(np.abs(values[a] - values[b])))}
 
-    paper_runs = [f"paper_seed{i}" for i in range(seeds)]
-    fast_runs = [f"fast_seed{i}" for i in range(seeds)]
+    paper_runs, fast_runs = run_names("paper", seeds), run_names("fast", seeds)
     ceilings = {f"{a} vs {b}": compare(a, b) for a, b in itertools.combinations(paper_runs, 2)}
     cross = {f"{f} vs {q}": compare(f, q) for f in fast_runs for q in paper_runs}
     fast_self = {f"{a} vs {b}": compare(a, b) for a, b in itertools.combinations(fast_runs, 2)}
@@ -253,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         if differ:
             raise SystemExit(f"--reuse-paper {args.reuse_paper}: not the same run ({', '.join(differ)} differ)")
         reused = {r: v for r, v in old["alignment"].items() if r.startswith("paper_") and int(r.rsplit("seed", 1)[1]) < args.seeds}
-    runs = {f"{est}_seed{i}": (dataclasses.replace(base, estimator=est), off)
-            for est in ("paper", "fast") for i, off in enumerate(offsets) if f"{est}_seed{i}" not in reused}
+    runs = {name: (dataclasses.replace(base, estimator=est), off)
+            for est in ("paper", "fast") for name, off in zip(run_names(est, args.seeds), offsets, strict=True)
+            if name not in reused}
     emb: dict[str, dict[str, np.ndarray]] = {r: {} for r in runs}
     seconds: dict[str, list[float]] = {r: [] for r in runs}
     started = time.perf_counter()
@@ -303,8 +308,7 @@ def add_exchangeability(source: Path, out: Path) -> int:
     report = json.loads(source.read_text())
     values = {r: np.asarray(v, dtype=float) for r, v in report["alignment"].items()}
     seeds = int(report["seeds_per_estimator"])
-    report["exchangeability"] = exchangeability_test(values, [f"paper_seed{i}" for i in range(seeds)],
-                                                     [f"fast_seed{i}" for i in range(seeds)])
+    report["exchangeability"] = exchangeability_test(values, run_names("paper", seeds), run_names("fast", seeds))
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report.get(k) for k in SUMMARY_KEYS}, indent=1))
     return 0
