@@ -94,8 +94,7 @@ def probe_and_config(args: argparse.Namespace, base: Task2VecConfig) -> tuple[to
     if args.probe == "default" and not args.probe_dir and (args.batch_size or args.seq_len):
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size or cfg.batch_size, seq_len=args.seq_len or cfg.seq_len)
     if args.fast_options:
-        merged = {**cfg.options_for("fast").to_dict(), **json.loads(args.fast_options)}
-        cfg = dataclasses.replace(cfg, options={**cfg.options, "fast": merged})  # checked: ConfigError if bad
+        cfg = cfg.with_options("fast", **json.loads(args.fast_options))  # checked: ConfigError if bad
     return model, cfg, tokenizer
 
 

@@ -62,8 +62,7 @@ def precision(cfg: Task2VecConfig) -> str:
 
 def with_fast(cfg: Task2VecConfig, **options: Any) -> Task2VecConfig:
     """``cfg`` with the ``fast`` estimator chosen and some of its options changed."""
-    merged = {**cfg.options_for("fast").to_dict(), **options}
-    return dataclasses.replace(cfg, estimator="fast", options={**cfg.options, "fast": merged})
+    return dataclasses.replace(cfg.with_options("fast", **options), estimator="fast")
 
 
 # ---------------------------------------------------------------- measuring

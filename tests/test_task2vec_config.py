@@ -170,6 +170,20 @@ def test_config_round_trips_through_its_dict():
     assert Task2VecConfig.from_dict(d) == cfg and hash(Task2VecConfig.from_dict(d)) == hash(cfg)
 
 
+def test_with_options_changes_the_named_options_and_keeps_the_rest():
+    cfg = Task2VecConfig.from_dict({"estimator": "paper", "seq_len": 16, "fast": {"precision": "float32"}})
+    changed = cfg.with_options("fast", head_fit="exact")
+    assert changed.options_for("fast") == FastOptions(head_fit="exact", precision="float32")
+    assert changed.estimator == "paper" and changed.seq_len == 16
+    assert cfg.options_for("fast").head_fit == "frozen"  # the original is unchanged
+    with pytest.raises(ConfigError, match="task2vec.fast.precision: must be one of"):
+        cfg.with_options("fast", precision="fp8")
+    with pytest.raises(ConfigError, match="unknown"):
+        cfg.with_options("fast", nope=1)
+    with pytest.raises(ConfigError, match="estimator 'paper' has no options"):
+        cfg.with_options("paper", head_fit="exact")
+
+
 # ---------------------------------------------------------------- a third estimator, from a test
 
 

@@ -171,8 +171,7 @@ def test_bfloat16_head_products_move_the_embedding_far_less_than_another_seed(mo
     batch = batches_from((1, VOCAB), num_batches=1, batch_size=16)[0]
 
     def embedding(precision, seed):
-        opts = {**CFG.options_for("fast").to_dict(), "precision": precision}
-        cfg = dataclasses.replace(CFG, options={**CFG.options, "fast": opts})
+        cfg = CFG.with_options("fast", precision=precision)
         return embed_batches(model, [batch], cfg, seed=seed, progress=False, strict=False).embeddings[0]
 
     full = embedding("float32", 1)
@@ -188,11 +187,10 @@ def test_bfloat16_head_products_move_the_embedding_far_less_than_another_seed(mo
 def test_each_batch_records_the_precision_of_its_head_products(head_fit):
     model = probe(tied=True, scale=0.3)
     batch = batches_from((1, VOCAB), num_batches=1)[0]
-    for precision, expected in (("float32", "float32"), ("bfloat16", "bfloat16")):
-        opts = {**CFG.options_for("fast").to_dict(), "precision": precision, "head_fit": head_fit}
-        cfg = dataclasses.replace(CFG, options={**CFG.options, "fast": opts})
+    for precision in ("float32", "bfloat16"):
+        cfg = CFG.with_options("fast", precision=precision, head_fit=head_fit)
         per_batch = embed_batches(model, [batch], cfg, seed=1, progress=False, strict=False).metadata["per_batch"]
-        assert per_batch["head_precision"] == [expected] and per_batch["head_fit"] == [head_fit]
+        assert per_batch["head_precision"] == [precision] and per_batch["head_fit"] == [head_fit]
         assert per_batch["precision"] == [precision]  # on a CPU, bfloat16 asks for the body's autocast too
 
 

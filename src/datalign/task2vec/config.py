@@ -86,6 +86,14 @@ class Task2VecConfig(Options):
         opts = self.options.get(name)
         return cls() if opts is None else opts
 
+    def with_options(self, name: str, **changes: Any) -> Task2VecConfig:
+        """This config with some options of estimator ``name`` changed, the others kept.
+
+        Checked as any config: an unknown option or a bad value is a :class:`ConfigError`.
+        """
+        merged = {**self.options_for(name).to_dict(), **changes}
+        return dataclasses.replace(self, options={**self.options, name: merged})
+
     @classmethod
     def from_dict(cls, block: Any, path: str | None = None) -> Task2VecConfig:
         """Build from the config's ``task2vec`` mapping; unknown keys are a :class:`ConfigError`."""
